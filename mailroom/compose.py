@@ -1,0 +1,185 @@
+"""Outgoing mail from jinja2 templates (sandboxed, StrictUndefined), with our threading headers."""
+
+from __future__ import annotations
+
+import traceback
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+from email.utils import format_datetime, formataddr
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import jinja2
+from jinja2.sandbox import SandboxedEnvironment
+
+from mailroom import sla, thread
+from mailroom.config import Department, Service, Sla
+from mailroom.errors import ConfigError, Problem
+from mailroom.parse import Attachment, Inbound
+from mailroom.store.models import Request
+
+TEMPLATES = ("ack", "forward")
+LANGUAGES = ("en", "id")
+BLOCKS = ("subject", "text", "html")
+AUTO_SUBMITTED = {"ack": "auto-replied"}
+
+
+@dataclass(frozen=True)
+class Mail:
+    """Everything about one outgoing mail except its rendered words."""
+
+    template: str
+    language: str
+    recipients: tuple[str, ...]
+    message_id: str
+    in_reply_to: str
+    reference: str
+    reply_to: str
+    date: datetime
+    context: dict[str, Any]
+    attachments: tuple[Attachment, ...] = ()
+
+
+@dataclass(frozen=True)
+class Rendered:
+    subject: str
+    text: str
+    html: str
+
+
+class Composer:
+    """Loads and checks every template once; renders mails from them."""
+
+    def __init__(self, path: Path, service: Service) -> None:
+        self.path, self.service = Path(path), service
+        self.env = SandboxedEnvironment(
+            loader=jinja2.FileSystemLoader(str(self.path)),
+            undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+            autoescape=False, keep_trailing_newline=False,
+        )
+        self.check()
+
+    def check(self) -> None:
+        """Render every template with sample values; raise ConfigError naming file and line."""
+        problems = [p for name in TEMPLATES for language in LANGUAGES
+                    for p in self._problems(name, language)]
+        if problems:
+            raise ConfigError(problems)
+
+    def _problems(self, name: str, language: str) -> list[Problem]:
+        file = str(self.path / language / f"{name}.j2")
+        try:
+            rendered = self.render(name, language, sample_context(self.service, language))
+        except jinja2.TemplateNotFound:
+            return [Problem(file, 0, 0, "template missing", f"copy it from {language}/ of the "
+                                                            "shipped templates/emails")]
+        except jinja2.TemplateSyntaxError as exc:
+            return [Problem(file, exc.lineno or 0, 1, f"template syntax: {exc.message}")]
+        except Exception as exc:  # any other error while rendering is the template's mistake
+            return [Problem(file, _template_line(exc), 1, f"template error: {exc}",
+                            "the variables a template may use are listed in docs/templates.md")]
+        if not rendered.subject or not rendered.text:
+            return [Problem(file, 1, 1, "template renders an empty subject or text",
+                            "define {% block subject %} and {% block text %}")]
+        return []
+
+    def render(self, name: str, language: str, context: dict[str, Any]) -> Rendered:
+        template = self.env.get_template(f"{language}/{name}.j2")
+        values = {block: self._block(template, block, context) for block in BLOCKS}
+        return Rendered(" ".join(values["subject"].split()), values["text"].strip() + "\n",
+                        values["html"].strip())
+
+    @staticmethod
+    def _block(template: jinja2.Template, block: str, context: dict[str, Any]) -> str:
+        render = template.blocks.get(block)
+        return "".join(render(template.new_context(context))) if render else ""
+
+    def compose(self, mail: Mail) -> EmailMessage:
+        """The finished message, ready for a transport."""
+        rendered = self.render(mail.template, mail.language, mail.context)
+        message = EmailMessage()
+        message["From"] = formataddr((self.service.name, self.service.address))
+        message["To"] = ", ".join(mail.recipients)
+        message["Subject"] = f"[{mail.reference}] {rendered.subject}"
+        message["Date"] = format_datetime(mail.date.astimezone(UTC))
+        message["Message-ID"] = mail.message_id
+        message["Reply-To"] = mail.reply_to
+        if mail.in_reply_to:
+            message["In-Reply-To"] = mail.in_reply_to
+            message["References"] = mail.in_reply_to
+        message["Auto-Submitted"] = AUTO_SUBMITTED.get(mail.template, "auto-generated")
+        message["X-Auto-Response-Suppress"] = "All"
+        message["X-Mailroom-Reference"] = mail.reference
+        message.set_content(rendered.text)
+        if rendered.html:
+            message.add_alternative(rendered.html, subtype="html")
+        for attachment in mail.attachments:
+            _attach(message, attachment)
+        return message
+
+
+def _attach(message: EmailMessage, attachment: Attachment) -> None:
+    maintype, _, subtype = attachment.content_type.partition("/")
+    if not maintype or not subtype or maintype in ("multipart", "message"):
+        maintype, subtype = "application", "octet-stream"
+    message.add_attachment(attachment.payload, maintype=maintype, subtype=subtype,
+                           filename=attachment.filename)
+
+
+def _template_line(exc: BaseException) -> int:
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename.endswith(".j2")]
+    return frames[-1].lineno or 0 if frames else 0
+
+
+def context(request: Request, department: Department, inbound: Inbound | None,
+            service: Service, language: str) -> dict[str, Any]:
+    """The variables every template may use (docs/templates.md lists them)."""
+    zone = service.zone
+    return {
+        "service": SimpleNamespace(name=service.name, address=service.address),
+        "request": SimpleNamespace(
+            reference=request.reference, subject=request.subject or "(no subject)",
+            priority=request.priority, requester=request.requester,
+            requester_name=request.requester_name, rule=request.rule,
+            created=sla.local_time(request.created_at, zone, language),
+            first_response_due=sla.local_time(request.first_response_due_at, zone, language),
+            due=sla.local_time(request.due_at, zone, language),
+        ),
+        "department": SimpleNamespace(
+            key=department.key, name=department.name, address=department.address,
+            first_response=sla.in_words(department.sla.first_response, language),
+            resolution=sla.in_words(department.sla.resolution, language),
+        ),
+        "message": _message_context(inbound, request),
+    }
+
+
+def _message_context(inbound: Inbound | None, request: Request) -> SimpleNamespace:
+    if inbound is None:
+        return SimpleNamespace(sender=request.requester, sender_name=request.requester_name,
+                               subject=request.subject, text="", attachments=[])
+    return SimpleNamespace(sender=inbound.sender, sender_name=inbound.sender_name,
+                           subject=inbound.subject, text=inbound.text,
+                           attachments=list(inbound.attachments))
+
+
+def sample_context(service: Service, language: str) -> dict[str, Any]:
+    """Values shaped like real ones, to check templates when they are loaded."""
+    now = datetime(2026, 1, 5, 2, 0, tzinfo=UTC)
+    request = Request(id=1, subject="<Sample> request", requester="someone@example.org",
+                      requester_name="", language=language, department="sample",
+                      priority="normal", rule="sample rule", created_at=now,
+                      first_response_due_at=now + timedelta(hours=4),
+                      due_at=now + timedelta(days=3))
+    department = Department("sample", "Sample Department", "dept@example.org",
+                            Sla(timedelta(hours=4), timedelta(days=3)))
+    inbound = Inbound(message_id="<sample@example.org>", sender="someone@example.org",
+                      subject="<Sample> request", text="Line one\n<b>not bold</b>",
+                      attachments=(Attachment("file.pdf", "application/pdf", 1234),))
+    return context(request, department, inbound, service, language)
+
+
+def reply_address(request: Request, service: Service) -> str:
+    return thread.reply_address(request.reference, service)

@@ -1,0 +1,197 @@
+"""The long-running service: drain the inbox, flush the outbox, wait (IDLE or poll); signals."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+
+import schedule
+
+from mailroom import config as config_file
+from mailroom import rules
+from mailroom.clock import Clock
+from mailroom.compose import Composer
+from mailroom.config import Config, Inbox
+from mailroom.errors import ConfigError, TransientError
+from mailroom.intake import Intake, Outcome
+from mailroom.outbox import Flushed, Outbox, transport_for
+from mailroom.sources import Item, Source
+from mailroom.sources.imap import ImapSource
+from mailroom.sources.maildir import MaildirSource
+from mailroom.store.db import Database
+
+log = logging.getLogger(__name__)
+FLUSH_SECONDS = 30
+RULES_CHECK_SECONDS = 5
+MAX_BACKOFF_SECONDS = 60.0
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What an admin can change and reload: the config, the rules and the templates."""
+
+    config: Config
+    ruleset: rules.RuleSet
+    composer: Composer
+    rules_mtime: float
+
+    @classmethod
+    def load(cls, path: Path) -> Settings:
+        config = config_file.load(path)
+        ruleset = rules.load(config.rules_path, config.departments)
+        composer = Composer(config.templates_path, config.service)
+        return cls(config, ruleset, composer, _mtime(config.rules_path))
+
+
+def source_for(inbox: Inbox) -> Source:
+    if inbox.kind == "maildir":
+        assert inbox.path is not None
+        return MaildirSource(inbox.path, "Processed")
+    return ImapSource(inbox)
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+class Daemon:
+    """One mailroom instance; `run_once` is what tests and `--once` drive."""
+
+    def __init__(self, config_path: Path, clock: Clock) -> None:
+        self.config_path, self.clock = Path(config_path), clock
+        self.stop = threading.Event()
+        self.reload_requested = False
+        self.settings = Settings.load(self.config_path)
+        self._connect(self.settings.config)
+
+    def _connect(self, config: Config) -> None:
+        self.db = Database(config.database_url)
+        if self.db.is_sqlite:
+            self.db.upgrade()
+        self.source = source_for(config.inbox)
+        self.transport = transport_for(config.outgoing)
+        self._rebuild()
+
+    def _rebuild(self) -> None:
+        s = self.settings
+        self.intake = Intake(s.config, s.ruleset, self.db, self.clock)
+        self.outbox = Outbox(self.db, s.config, s.composer, self.transport, self.clock)
+
+    def run_once(self) -> list[Outcome]:
+        """Process every waiting message, then send what the outbox holds."""
+        outcomes = self.drain()
+        self.flush()
+        return outcomes
+
+    def drain(self) -> list[Outcome]:
+        outcomes = []
+        for item in self.source.fetch():
+            outcomes.append(self._take(item))
+            if self.stop.is_set():
+                break
+        return outcomes
+
+    def _take(self, item: Item) -> Outcome:
+        outcome = self.intake.process(item)
+        self.source.done(item)
+        log.info("%s %s: %s", item.mailbox or "stdin", item.uid or "-", outcome)
+        return outcome
+
+    def flush(self) -> Flushed:
+        result = self.outbox.flush()
+        if result.sent or result.deferred or result.failed:
+            log.info("outbox: %d sent, %d deferred, %d failed",
+                     result.sent, result.deferred, result.failed)
+        return result
+
+    def reload(self) -> bool:
+        """Load config, rules and templates anew; on any mistake keep the running ones."""
+        self.reload_requested = False
+        try:
+            fresh = Settings.load(self.config_path)
+        except ConfigError as exc:
+            log.error("reload refused, keeping the running settings:\n%s", exc)
+            return False
+        old, self.settings = self.settings, fresh
+        if (old.config.inbox, old.config.outgoing, old.config.database_url) != (
+                fresh.config.inbox, fresh.config.outgoing, fresh.config.database_url):
+            self.close()
+            self._connect(fresh.config)
+        self._rebuild()
+        log.info("reloaded %s (rules version %s)", self.config_path, fresh.ruleset.version)
+        return True
+
+    def _rules_changed(self) -> None:
+        if _mtime(self.settings.config.rules_path) != self.settings.rules_mtime:
+            self.reload_requested = True
+
+    def run_forever(self) -> None:
+        """Serve until SIGTERM or SIGINT; SIGHUP reloads."""
+        self._install_signals()
+        scheduler = schedule.Scheduler()
+        scheduler.every(FLUSH_SECONDS).seconds.do(self.flush)
+        scheduler.every(RULES_CHECK_SECONDS).seconds.do(self._rules_changed)
+        notify("READY=1")
+        backoff = 1.0
+        while not self.stop.is_set():
+            try:
+                self._cycle(scheduler)
+                backoff = 1.0
+            except TransientError as exc:
+                log.warning("%s; retrying in %.0f s", exc, backoff)
+                self.stop.wait(backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
+        notify("STOPPING=1")
+        self.close()
+
+    def _cycle(self, scheduler: schedule.Scheduler) -> None:
+        if self.reload_requested:
+            notify("RELOADING=1")
+            self.reload()
+            notify("READY=1")
+        if self.drain():
+            self.flush()
+        scheduler.run_pending()
+        wait = scheduler.idle_seconds
+        self.source.wait(max(0.5, wait if wait is not None else 1.0), self.stop)
+
+    def _install_signals(self) -> None:
+        def stop(signum: int, _frame: FrameType | None) -> None:
+            log.info("signal %s: finishing the message in hand, then stopping", signum)
+            self.stop.set()
+
+        def hangup(_signum: int, _frame: FrameType | None) -> None:
+            self.reload_requested = True
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGHUP, hangup)
+
+    def close(self) -> None:
+        self.source.close()
+        self.transport.close()
+        self.db.close()
+
+
+def notify(state: str) -> None:
+    """Tell systemd (Type=notify) how we are; nothing happens outside systemd."""
+    address = os.environ.get("NOTIFY_SOCKET", "")
+    if not address:
+        return
+    if address.startswith("@"):
+        address = "\0" + address[1:]
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        try:
+            sock.connect(address)
+            sock.sendall(state.encode())
+        except OSError as exc:
+            log.debug("sd_notify failed: %s", exc)

@@ -1,0 +1,299 @@
+"""Raw bytes to one plain `Inbound` value; the only module that knows MIME and mail-parser."""
+
+from __future__ import annotations
+
+import base64
+import email
+import email.policy
+import hashlib
+import logging
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from email.header import decode_header, make_header
+from email.message import Message
+from email.utils import getaddresses, parseaddr, parsedate_to_datetime
+from html.parser import HTMLParser
+from typing import Any
+
+import mailparser
+
+from mailroom.errors import MessageError
+
+log = logging.getLogger(__name__)
+logging.getLogger("mailparser").setLevel(logging.CRITICAL)
+
+MESSAGE_ID = re.compile(r"<[^<>\s]+>")
+INDONESIAN = frozenset(
+    "yang dan saya tidak untuk dengan mohon terima kasih bapak ibu sudah belum bisa ini itu "
+    "ada dari pada akan kami kita atau juga agar dapat karena sebagai bagian tolong minta "
+    "selamat pagi siang sore hormat salam apakah bagaimana mengapa kapan sejak hari bulan".split()
+)
+ENGLISH = frozenset(
+    "the and i my to is are was not for with please thanks thank you have has can could would "
+    "this that it of in on be dear hello hi regards since when how why what been will from".split()
+)
+WORD = re.compile(r"[^\W\d_]+", re.UNICODE)
+
+
+@dataclass(frozen=True)
+class Attachment:
+    filename: str
+    content_type: str
+    size: int
+    payload: bytes = field(default=b"", repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class Inbound:
+    """One inbound message as every later stage sees it."""
+
+    message_id: str
+    sender: str
+    sender_name: str = ""
+    to: tuple[str, ...] = ()
+    cc: tuple[str, ...] = ()
+    delivered_to: tuple[str, ...] = ()
+    subject: str = ""
+    text: str = ""
+    attachments: tuple[Attachment, ...] = ()
+    headers: dict[str, tuple[str, ...]] = field(default_factory=dict, compare=False)
+    language: str = ""
+    in_reply_to: str = ""
+    references: tuple[str, ...] = ()
+    date: datetime | None = None
+    size: int = 0
+
+    def header(self, name: str) -> str:
+        """The first value of header `name` (case-insensitive), or ''."""
+        values = self.headers.get(name.lower(), ())
+        return values[0] if values else ""
+
+    @property
+    def recipients(self) -> tuple[str, ...]:
+        return self.to + self.cc + self.delivered_to
+
+
+def synthetic_message_id(raw: bytes) -> str:
+    """A stable Message-ID for a message that has none: a hash of its bytes."""
+    return f"<{hashlib.sha256(raw).hexdigest()[:40]}@mailroom.invalid>"
+
+
+def parse(raw: bytes, default_language: str = "id") -> Inbound:
+    """Parse raw RFC 5322 bytes; never raises for bad MIME, only MessageError for non-mail."""
+    if not raw.strip():
+        raise MessageError("empty message")
+    message = _message(raw)
+    if message is None or not message.keys():
+        raise MessageError("no mail headers found")
+    headers = _headers(message)
+    sender_name, sender = _sender(message)
+    parsed = _parsed(raw)
+    text = _body_text(parsed, message)
+    subject = _first(headers, "subject")
+    return Inbound(
+        message_id=_message_id(headers, raw),
+        sender=sender,
+        sender_name=sender_name,
+        to=_addresses(headers, "to"),
+        cc=_addresses(headers, "cc"),
+        delivered_to=_addresses(headers, "delivered-to") + _addresses(headers, "x-original-to"),
+        subject=" ".join(subject.split()),
+        text=text,
+        attachments=_attachments(parsed),
+        headers=headers,
+        language=detect_language(f"{subject}\n{text}", default_language),
+        in_reply_to=_first_id(_first(headers, "in-reply-to")),
+        references=tuple(MESSAGE_ID.findall(_first(headers, "references"))),
+        date=_date(_first(headers, "date")),
+        size=len(raw),
+    )
+
+
+def _message(raw: bytes) -> Message | None:
+    """The stdlib message of `raw`, tolerant of a leading blank line or an mbox From_ line."""
+    body = raw.lstrip(b"\r\n")
+    if body.startswith(b"From "):
+        body = body.split(b"\n", 1)[1] if b"\n" in body else b""
+    if b"\r" in body and b"\n" not in body:
+        body = body.replace(b"\r", b"\n")
+    return email.message_from_bytes(body, policy=email.policy.compat32)
+
+
+def _decode(value: Any) -> str:
+    """A header value as text, whatever encoded-words or raw 8-bit bytes it holds."""
+    try:
+        text = str(make_header(decode_header(str(value))))
+    except (UnicodeError, LookupError, ValueError, email.errors.HeaderParseError):
+        text = str(value)
+    if isinstance(value, email.header.Header):
+        text = str(value)
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+def _headers(message: Message) -> dict[str, tuple[str, ...]]:
+    headers: dict[str, list[str]] = {}
+    for name, value in message.items():
+        headers.setdefault(name.lower(), []).append(_decode(value).strip())
+    return {name: tuple(values) for name, values in headers.items()}
+
+
+def _first(headers: dict[str, tuple[str, ...]], name: str) -> str:
+    values = headers.get(name, ())
+    return values[0] if values else ""
+
+
+def _first_id(value: str) -> str:
+    found = MESSAGE_ID.findall(value)
+    return found[0] if found else ""
+
+
+def _message_id(headers: dict[str, tuple[str, ...]], raw: bytes) -> str:
+    return _first_id(_first(headers, "message-id")) or synthetic_message_id(raw)
+
+
+def _sender(message: Message) -> tuple[str, str]:
+    """Display name and address of the author, parsed before encoded-words are decoded."""
+    for name in ("from", "sender", "return-path"):
+        value = str(message.get(name, "")).replace("\r", " ").replace("\n", " ")
+        display, address = parseaddr(value)
+        if "@" in address:
+            return _decode(display).strip(), address.strip().lower()
+    return "", ""
+
+
+def _addresses(headers: dict[str, tuple[str, ...]], name: str) -> tuple[str, ...]:
+    values = [v.replace("\r", " ").replace("\n", " ") for v in headers.get(name, ())]
+    try:
+        pairs = getaddresses(values)
+    except (ValueError, IndexError):
+        pairs = []
+    return tuple(a.strip().lower() for _, a in pairs if "@" in a)
+
+
+def _date(value: str) -> datetime | None:
+    try:
+        moment = parsedate_to_datetime(value) if value else None
+    except (ValueError, TypeError, IndexError):
+        return None
+    return moment if moment and moment.tzinfo else None
+
+
+def _parsed(raw: bytes) -> Any:
+    """mail-parser's view of `raw`, or None where mail-parser itself fails on it."""
+    try:
+        return mailparser.parse_from_bytes(raw)
+    except Exception as exc:  # mail-parser raises many kinds on broken mail
+        log.debug("mail-parser failed (%s); using the stdlib view", exc)
+        return None
+
+
+def _body_text(parsed: Any, message: Message) -> str:
+    if parsed is not None:
+        plain = "\n".join(t for t in parsed.text_plain if t.strip())
+        if plain.strip():
+            return _tidy(plain)
+        html = "\n".join(parsed.text_html)
+        if html.strip():
+            return _tidy(html_to_text(html))
+    return _tidy(_stdlib_text(message))
+
+
+def _stdlib_text(message: Message) -> str:
+    """The first text part decoded leniently, for mail mail-parser cannot read."""
+    for part in message.walk():
+        if part.get_content_maintype() != "text" or part.get_filename():
+            continue
+        payload = part.get_payload(decode=True)
+        if not isinstance(payload, bytes):
+            continue
+        text = _decode_bytes(payload, part.get_content_charset() or "utf-8")
+        return html_to_text(text) if part.get_content_subtype() == "html" else text
+    return ""
+
+
+def _decode_bytes(payload: bytes, charset: str) -> str:
+    try:
+        return payload.decode(charset, "replace")
+    except LookupError:
+        return payload.decode("utf-8", "replace")
+
+
+def _tidy(text: str) -> str:
+    lines = [line.rstrip() for line in text.replace("\r\n", "\n").replace("\r", "\n").split("\n")]
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+
+
+def _attachments(parsed: Any) -> tuple[Attachment, ...]:
+    if parsed is None:
+        return ()
+    found = []
+    for item in parsed.attachments:
+        payload = _attachment_bytes(item)
+        found.append(Attachment(
+            filename=_decode(item.get("filename") or "attachment").strip() or "attachment",
+            content_type=str(item.get("mail_content_type") or "application/octet-stream").lower(),
+            size=len(payload),
+            payload=payload,
+        ))
+    return tuple(found)
+
+
+def _attachment_bytes(item: dict[str, Any]) -> bytes:
+    payload = item.get("payload") or ""
+    if item.get("binary"):
+        try:
+            return base64.b64decode(payload)
+        except ValueError:
+            return payload.encode("utf-8", "replace") if isinstance(payload, str) else b""
+    return payload.encode("utf-8", "replace") if isinstance(payload, str) else bytes(payload)
+
+
+def detect_language(text: str, default: str) -> str:
+    """'id' or 'en' by counting common words of each; `default` when neither shows."""
+    words = [w.lower() for w in WORD.findall(text[:4000])]
+    indonesian = sum(w in INDONESIAN for w in words)
+    english = sum(w in ENGLISH for w in words)
+    if indonesian == english:
+        return default
+    return "id" if indonesian > english else "en"
+
+
+class _TextExtractor(HTMLParser):
+    BLOCKS = frozenset("p div br li tr h1 h2 h3 h4 h5 h6 table ul ol blockquote pre hr".split())
+    SKIP = frozenset(("script", "style", "head", "title"))
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self.skipping = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in self.SKIP:
+            self.skipping += 1
+        elif tag in self.BLOCKS:
+            self.parts.append("\n")
+        if tag == "li":
+            self.parts.append("- ")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in self.SKIP:
+            self.skipping = max(0, self.skipping - 1)
+        elif tag in self.BLOCKS:
+            self.parts.append("\n")
+
+    def handle_data(self, data: str) -> None:
+        if not self.skipping:
+            self.parts.append(re.sub(r"[ \t\r\n\xa0]+", " ", data))
+
+
+def html_to_text(html: str) -> str:
+    """Readable plain text from an HTML body: blocks become lines, scripts and styles vanish."""
+    extractor = _TextExtractor()
+    try:
+        extractor.feed(html)
+        extractor.close()
+    except (AssertionError, ValueError):
+        pass
+    lines = (line.strip() for line in "".join(extractor.parts).split("\n"))
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()

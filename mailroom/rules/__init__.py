@@ -1,0 +1,7 @@
+"""Routing rules: YAML written by admins, checked, compiled once, applied to each new request."""
+
+from mailroom.rules.engine import route
+from mailroom.rules.loader import load
+from mailroom.rules.model import Route, RuleSet
+
+__all__ = ["Route", "RuleSet", "load", "route"]

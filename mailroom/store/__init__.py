@@ -1,0 +1,1 @@
+"""Durable state: requests, messages, events and the outbox, through SQLAlchemy."""
