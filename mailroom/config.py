@@ -137,15 +137,17 @@ REQUIRED: Any = object()
 class Reader:
     """Reads one mapping of the config, collecting problems instead of stopping at the first."""
 
-    def __init__(self, mapping: Mapping, what: str, allowed: tuple[str, ...], base: Path) -> None:
-        self.mapping, self.what, self.base = mapping, what, base
+    def __init__(self, mapping: Mapping, what: str, allowed: tuple[str, ...], base: Path,
+                 quiet: bool = False) -> None:
+        self.mapping, self.what, self.base, self.quiet = mapping, what, base, quiet
         self.problems: list[Problem] = located.check_keys(mapping, allowed, what)
 
     def at(self, key: str) -> Where:
         return self.mapping.at(key)
 
     def fail(self, key: str, message: str, hint: str = "") -> None:
-        self.problems.append(self.at(key).problem(message, hint))
+        if not self.quiet:  # a missing section is one problem, not one per key
+            self.problems.append(self.at(key).problem(message, hint))
 
     def get(self, key: str, default: Any, check: Callable[[Any], Any], expect: str) -> Any:
         if key not in self.mapping or self.mapping[key] is None:
@@ -238,7 +240,8 @@ def _one_of(options: tuple[str, ...]) -> Callable[[Any], str]:
     def check(value: Any) -> str:
         text = _text(value)
         if text not in options:
-            raise ValueError(located.did_you_mean(text, options))
+            close = located.did_you_mean(text, options)
+            raise ValueError(f"unknown value {text!r}" + (f"; {close}" if "mean" in close else ""))
         return text
     return check
 
@@ -311,11 +314,16 @@ def _server(r: Reader, protocol: str) -> Server:
     )
 
 
+INBOX_KEYS = ("kind", "folder", "processed_folder", "idle", "poll_seconds", "batch_size",
+              *SERVER_KEYS)
+
+
 def _inbox(r: Reader) -> Inbox:
     kind = r.choice("kind", ("imap", "maildir"), REQUIRED)
     if kind == "maildir":
         r.problems += located.check_keys(r.mapping, ("kind", "path"), "inbox (kind: maildir)")
         return Inbox(kind=kind, path=r.path("path"))
+    r.problems += located.check_keys(r.mapping, INBOX_KEYS, "inbox")
     return Inbox(
         kind="imap",
         server=_server(r, "imap"),
@@ -332,6 +340,7 @@ def _outgoing(r: Reader) -> Outgoing:
     if kind == "maildir":
         r.problems += located.check_keys(r.mapping, ("kind", "path"), "outgoing (kind: maildir)")
         return Outgoing(kind=kind, path=r.path("path"))
+    r.problems += located.check_keys(r.mapping, ("kind", *SERVER_KEYS), "outgoing")
     return Outgoing(kind="smtp", server=_server(r, "smtp"))
 
 
@@ -364,6 +373,7 @@ def _section(parent: Mapping, key: str, what: str, allowed: tuple[str, ...], bas
                                                  "see config/mailroom.example.yaml"))
         value = Mapping()
         value.where, value.key_where = parent.at(key), {}
+        return Reader(value, what, allowed, base, quiet=True)
     return Reader(value, what, allowed, base)
 
 
@@ -400,13 +410,14 @@ def load(path: Path) -> Config:
     sections = {
         "service": ("address", "name", "allowed_domains", "secret", "language", "timezone",
                     "admin"),
-        "inbox": ("kind", "path", "folder", "processed_folder", "idle", "poll_seconds",
-                  "batch_size", *SERVER_KEYS),
+        "inbox": INBOX_KEYS + ("path",),
         "outgoing": ("kind", "path", *SERVER_KEYS),
         "database": ("url",),
     }
     readers = {name: _section(top, name, name, keys, base, problems)
                for name, keys in sections.items()}
+    for name in ("inbox", "outgoing"):  # their keys depend on their kind
+        readers[name].problems = []
     tops = Reader(top, "the config", TOP_KEYS, base)
     config = Config(
         path=path,

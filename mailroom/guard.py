@@ -10,6 +10,9 @@ from mailroom.parse import Inbound
 
 ROBOT_LOCAL_PARTS = ("mailer-daemon", "postmaster")
 BULK_PRECEDENCE = ("bulk", "list", "junk")
+ROBOT_HEADERS = ("x-autoreply", "x-autorespond", "x-auto-response-suppress")
+AUTO_REPLY_SUBJECTS = ("auto reply:", "automatic reply:", "autoreply:", "auto-reply:",
+                       "out of office", "balasan otomatis")
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,25 @@ def precedence(inbound: Inbound, service: Service) -> str | None:
     return f"Precedence: {value}" if value in BULK_PRECEDENCE else None
 
 
+def null_return_path(inbound: Inbound, service: Service) -> str | None:
+    return "null return path (Return-Path: <>)" if inbound.header("return-path") == "<>" else None
+
+
+def delivery_report(inbound: Inbound, service: Service) -> str | None:
+    content_type = inbound.header("content-type").lower()
+    return "a delivery report (multipart/report)" if "multipart/report" in content_type else None
+
+
+def robot_header(inbound: Inbound, service: Service) -> str | None:
+    found = [name for name in ROBOT_HEADERS if inbound.header(name)]
+    return f"auto-reply header {found[0]}" if found else None
+
+
+def auto_reply_subject(inbound: Inbound, service: Service) -> str | None:
+    subject = inbound.subject.lower()
+    return "an auto-reply subject" if subject.startswith(AUTO_REPLY_SUBJECTS) else None
+
+
 def mailing_list(inbound: Inbound, service: Service) -> str | None:
     return "from a mailing list (List-Id)" if inbound.header("list-id") else None
 
@@ -62,7 +84,8 @@ def stranger(inbound: Inbound, service: Service) -> str | None:
 
 
 CHECKS: tuple[Check, ...] = (
-    no_sender, mailer_daemon, auto_submitted, precedence, mailing_list, own_address, stranger,
+    no_sender, mailer_daemon, auto_submitted, precedence, null_return_path, delivery_report,
+    robot_header, auto_reply_subject, mailing_list, own_address, stranger,
 )
 
 

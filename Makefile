@@ -1,0 +1,33 @@
+# The two commands a newcomer needs: `make demo` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: demo test lint system-deps benchmark clean
+
+$(BIN)/mailroom: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+demo: $(BIN)/mailroom
+	$(BIN)/mailroom --config config/demo.yaml demo
+
+system-deps:
+	@test -x /usr/sbin/dovecot || { $(SUDO) apt-get update && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends dovecot-imapd; }
+
+lint: $(BIN)/mailroom
+	$(BIN)/ruff check mailroom tests benchmarks
+	$(BIN)/mypy mailroom
+
+test: system-deps lint
+	$(BIN)/pytest -q
+
+benchmark: $(BIN)/mailroom
+	$(BIN)/python benchmarks/routing.py
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

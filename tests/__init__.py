@@ -1,0 +1,1 @@
+"""mailroom test suite: unit tests beside integration tests against real servers."""

@@ -1,0 +1,111 @@
+"""Parsing: real problem mail never crashes the parser, and the fields come out right."""
+
+from __future__ import annotations
+
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+
+from mailroom.errors import MessageError
+from mailroom.parse import detect_language, html_to_text, parse, synthetic_message_id
+from tests import corpus
+
+CORPUS = corpus.files()
+
+
+def test_the_corpus_is_present() -> None:
+    assert len(CORPUS) >= 500, f"expected the shared corpus at {corpus.ROOT}"
+
+
+def test_every_corpus_message_parses_or_is_refused_cleanly() -> None:
+    refused = []
+    for path in CORPUS:
+        try:
+            inbound = parse(path.read_bytes())
+        except MessageError:
+            refused.append(path.name)
+            continue
+        assert inbound.message_id.startswith("<") and inbound.message_id.endswith(">"), path
+        assert isinstance(inbound.text, str) and isinstance(inbound.subject, str)
+        assert "\n" not in inbound.subject, path
+    assert len(refused) <= 5, refused  # only files with no mail headers at all
+
+
+@pytest.mark.parametrize("box", sorted(corpus.ROOT.glob("zammad/*.box")), ids=lambda p: p.stem)
+def test_sender_and_subject_match_zammads_expectations(box: Path) -> None:
+    expected = corpus.zammad_expectation(box)
+    inbound = parse(box.read_bytes())
+    assert inbound.sender == expected["from_email"].lower().rstrip(">")
+    assert inbound.subject == expected["subject"]
+
+
+def _mail(**headers: str) -> EmailMessage:
+    message = EmailMessage()
+    message["From"] = headers.pop("From", "Rina <rina@contoh.co.id>")
+    message["To"] = "layanan@contoh.co.id"
+    message["Subject"] = headers.pop("Subject", "Slip gaji")
+    for name, value in headers.items():
+        message[name.replace("_", "-")] = value
+    return message
+
+
+def test_html_only_mail_becomes_readable_text() -> None:
+    message = _mail()
+    message.set_content("<html><head><style>p{color:red}</style></head><body>"
+                        "<p>Laptop saya <b>rusak</b>.</p><p>Terima&nbsp;kasih</p>"
+                        "<script>alert(1)</script></body></html>", subtype="html")
+    inbound = parse(message.as_bytes())
+    assert inbound.text == "Laptop saya rusak.\n\nTerima kasih"
+
+
+def test_undecodable_charset_does_not_crash() -> None:
+    raw = (b"From: a@contoh.co.id\r\nSubject: =?x-unknown?q?hello?=\r\n"
+           b"Content-Type: text/plain; charset=x-nonsense\r\n\r\ncaf\xe9 \xff\xfe ok\r\n")
+    inbound = parse(raw)
+    assert inbound.sender == "a@contoh.co.id"
+    assert "ok" in inbound.text
+
+
+def test_message_without_message_id_gets_a_stable_synthetic_one() -> None:
+    raw = _mail().as_bytes()
+    assert parse(raw).message_id == parse(raw).message_id == synthetic_message_id(raw)
+    assert parse(raw + b"x").message_id != parse(raw).message_id
+
+
+def test_attachments_come_with_name_type_size_and_bytes() -> None:
+    message = _mail()
+    message.set_content("see attached")
+    message.add_attachment(b"%PDF-1.4 tiny", maintype="application", subtype="pdf",
+                           filename="nota.pdf")
+    (attachment,) = parse(message.as_bytes()).attachments
+    assert (attachment.filename, attachment.content_type, attachment.size) == (
+        "nota.pdf", "application/pdf", 13)
+    assert attachment.payload == b"%PDF-1.4 tiny"
+
+
+def test_thread_hints_and_recipients() -> None:
+    message = _mail(In_Reply_To="<a@x>", References="<z@x> <a@x>", Cc="Budi <BUDI@contoh.co.id>")
+    inbound = parse(message.as_bytes())
+    assert inbound.in_reply_to == "<a@x>" and inbound.references == ("<z@x>", "<a@x>")
+    assert inbound.cc == ("budi@contoh.co.id",)
+    assert (inbound.sender, inbound.sender_name) == ("rina@contoh.co.id", "Rina")
+
+
+def test_empty_input_is_refused() -> None:
+    with pytest.raises(MessageError):
+        parse(b"\r\n\r\n")
+
+
+@pytest.mark.parametrize(("text", "language"), [
+    ("Selamat pagi, slip gaji saya bulan ini belum diterima. Mohon bantuannya, terima kasih.",
+     "id"),
+    ("Hello, my laptop will not start since this morning. Could you please help?", "en"),
+    ("Laptop", "id"),  # nothing to tell from: the service default
+])
+def test_language_detection(text: str, language: str) -> None:
+    assert detect_language(text, default="id") == language
+
+
+def test_html_to_text_keeps_list_items_apart() -> None:
+    assert html_to_text("<ul><li>satu</li><li>dua</li></ul>") == "- satu\n\n- dua"
