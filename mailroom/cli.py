@@ -14,7 +14,8 @@ from sqlalchemy import select
 from mailroom import clock as clocks
 from mailroom import config as config_file
 from mailroom import rules, sla
-from mailroom.daemon import Daemon, Settings
+from mailroom.compose import template_sets
+from mailroom.daemon import Daemon, Settings, known
 from mailroom.errors import ConfigError, TransientError
 from mailroom.intake import Intake, Outcome
 from mailroom.sources.stdin import read_item
@@ -132,7 +133,7 @@ def rules_check(args: argparse.Namespace) -> int:
     config = config_file.load(_config_path(args))
     path = args.file or config.rules_path
     try:
-        ruleset = rules.load(path, config.departments)
+        ruleset = rules.load(path, known(config, template_sets(config.templates_path)))
     except ConfigError as exc:
         print(exc)
         return 1

@@ -32,6 +32,7 @@ class Mail:
 
     template: str
     language: str
+    template_set: str
     recipients: tuple[str, ...]
     message_id: str
     in_reply_to: str
@@ -49,29 +50,46 @@ class Rendered:
     html: str
 
 
+def template_sets(path: Path) -> frozenset[str]:
+    """Names of the template sets: folders beside en/ and id/ that hold en/ or id/ themselves."""
+    if not Path(path).is_dir():
+        return frozenset()
+    return frozenset(d.name for d in Path(path).iterdir() if d.is_dir()
+                     and d.name not in LANGUAGES and any((d / lang).is_dir() for lang in LANGUAGES))
+
+
 class Composer:
-    """Loads and checks every template once; renders mails from them."""
+    """Loads and checks every template once; renders mails from them.
+
+    A template set (chosen by a rule) overrides some templates; the rest come from the default.
+    """
 
     def __init__(self, path: Path, service: Service) -> None:
         self.path, self.service = Path(path), service
-        self.env = SandboxedEnvironment(
-            loader=jinja2.FileSystemLoader(str(self.path)),
+        self.sets = template_sets(self.path)
+        self.envs = {name: self._environment(name) for name in ("", *self.sets)}
+        self.check()
+
+    def _environment(self, template_set: str) -> SandboxedEnvironment:
+        folders = [str(self.path / template_set)] if template_set else []
+        return SandboxedEnvironment(
+            loader=jinja2.FileSystemLoader([*folders, str(self.path)]),
             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
             autoescape=False, keep_trailing_newline=False,
         )
-        self.check()
 
     def check(self) -> None:
         """Render every template with sample values; raise ConfigError naming file and line."""
-        problems = [p for name in TEMPLATES for language in LANGUAGES
-                    for p in self._problems(name, language)]
+        problems = [p for template_set in self.envs for name in TEMPLATES
+                    for language in LANGUAGES for p in self._problems(template_set, name, language)]
         if problems:
             raise ConfigError(problems)
 
-    def _problems(self, name: str, language: str) -> list[Problem]:
-        file = str(self.path / language / f"{name}.j2")
+    def _problems(self, template_set: str, name: str, language: str) -> list[Problem]:
+        file = str(self.path / template_set / language / f"{name}.j2")
         try:
-            rendered = self.render(name, language, sample_context(self.service, language))
+            rendered = self.render(name, language, sample_context(self.service, language),
+                                   template_set)
         except jinja2.TemplateNotFound:
             return [Problem(file, 0, 0, "template missing", f"copy it from {language}/ of the "
                                                             "shipped templates/emails")]
@@ -85,8 +103,9 @@ class Composer:
                             "define {% block subject %} and {% block text %}")]
         return []
 
-    def render(self, name: str, language: str, context: dict[str, Any]) -> Rendered:
-        template = self.env.get_template(f"{language}/{name}.j2")
+    def render(self, name: str, language: str, context: dict[str, Any],
+               template_set: str = "") -> Rendered:
+        template = self.envs[template_set].get_template(f"{language}/{name}.j2")
         values = {block: self._block(template, block, context) for block in BLOCKS}
         return Rendered(" ".join(values["subject"].split()), values["text"].strip() + "\n",
                         values["html"].strip())
@@ -98,7 +117,8 @@ class Composer:
 
     def compose(self, mail: Mail) -> EmailMessage:
         """The finished message, ready for a transport."""
-        rendered = self.render(mail.template, mail.language, mail.context)
+        rendered = self.render(mail.template, mail.language, mail.context,
+                               mail.template_set if mail.template_set in self.envs else "")
         message = EmailMessage()
         message["From"] = formataddr((self.service.name, self.service.address))
         message["To"] = ", ".join(mail.recipients)

@@ -410,7 +410,7 @@ def load(path: Path) -> Config:
     sections = {
         "service": ("address", "name", "allowed_domains", "secret", "language", "timezone",
                     "admin"),
-        "inbox": INBOX_KEYS + ("path",),
+        "inbox": (*INBOX_KEYS, "path"),
         "outgoing": ("kind", "path", *SERVER_KEYS),
         "database": ("url",),
     }

@@ -44,9 +44,16 @@ class Settings:
     @classmethod
     def load(cls, path: Path) -> Settings:
         config = config_file.load(path)
-        ruleset = rules.load(config.rules_path, config.departments)
         composer = Composer(config.templates_path, config.service)
+        ruleset = rules.load(config.rules_path, known(config, composer.sets))
         return cls(config, ruleset, composer, _mtime(config.rules_path))
+
+
+def known(config: Config, template_sets: frozenset[str]) -> rules.Known:
+    """What the rules may name: departments with their staff, template sets, the time zone."""
+    members = {key: frozenset({d.address, *d.members, *([d.manager] if d.manager else [])})
+               for key, d in config.departments.items()}
+    return rules.Known(members, template_sets, config.service.timezone)
 
 
 def source_for(inbox: Inbox) -> Source:

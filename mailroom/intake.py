@@ -80,7 +80,10 @@ class Intake:
             message = _message(item, inbound, REPLY, "", self.clock)
             workflow.add_message(request, inbound, message, now)
             return _record(session, message)
-        route = rules.route(self.ruleset, inbound)
+        route = rules.route(self.ruleset, inbound, now)
+        if route.ignore is not None:
+            reason = f"rule {route.rule!r}: {route.ignore}"
+            return _record(session, _message(item, inbound, IGNORED, reason, self.clock))
         message = _message(item, inbound, NEW_REQUEST, f"rule {route.rule!r}", self.clock)
         workflow.open_request(session, inbound, message, route, self.config, now)
         return _record(session, message)

@@ -136,3 +136,20 @@ def kind_of(value: Any) -> str:
     if isinstance(value, str):
         return f"text {value!r}"
     return f"{type(value).__name__} {value!r}"
+
+
+class Report:
+    """Collects the problems of one file while it is read, so all are shown at once."""
+
+    def __init__(self) -> None:
+        self.problems: list[Problem] = []
+
+    def add(self, where: Where, message: str, hint: str = "") -> None:
+        self.problems.append(where.problem(message, hint))
+
+    def unknown_keys(self, mapping: Mapping, allowed: Iterable[str], what: str) -> None:
+        self.problems += check_keys(mapping, allowed, what)
+
+    def raise_if_any(self) -> None:
+        if self.problems:
+            raise ConfigError(sorted(self.problems, key=lambda p: (p.line, p.col)))

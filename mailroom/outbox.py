@@ -173,7 +173,7 @@ class Outbox:
             raise LookupError(f"department {request.department!r} is no longer configured")
         inbound = parse.parse(row.inbound.raw) if row.inbound and row.inbound.raw else None
         return Mail(
-            template=row.template, language=row.language,
+            template=row.template, language=row.language, template_set=request.template_set,
             recipients=tuple(row.recipients), message_id=row.message_id,
             in_reply_to=row.in_reply_to, reference=request.reference,
             reply_to=compose.reply_address(request, self.config.service),

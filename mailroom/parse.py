@@ -17,6 +17,7 @@ from html.parser import HTMLParser
 from typing import Any
 
 import mailparser
+from mailparser_reply import EmailReplyParser
 
 from mailroom.errors import MessageError
 
@@ -34,6 +35,10 @@ ENGLISH = frozenset(
     "this that it of in on be dear hello hi regards since when how why what been will from".split()
 )
 WORD = re.compile(r"[^\W\d_]+", re.UNICODE)
+QUOTE_HEADER = re.compile(
+    r"^\s*(pada\b.{0,200}\bmenulis\s*:|-{2,}\s*pesan (asli|terusan)\s*-{2,}|"
+    r"dari\s*:.*\n\s*(dikirim|tanggal)\s*:)", re.IGNORECASE | re.MULTILINE)
+REPLY_PARSER = EmailReplyParser(languages=["en", "de", "fr", "es", "nl"])
 
 
 @dataclass(frozen=True)
@@ -56,6 +61,7 @@ class Inbound:
     delivered_to: tuple[str, ...] = ()
     subject: str = ""
     text: str = ""
+    new_text: str = ""
     attachments: tuple[Attachment, ...] = ()
     headers: dict[str, tuple[str, ...]] = field(default_factory=dict, compare=False)
     language: str = ""
@@ -100,6 +106,7 @@ def parse(raw: bytes, default_language: str = "id") -> Inbound:
         delivered_to=_addresses(headers, "delivered-to") + _addresses(headers, "x-original-to"),
         subject=" ".join(subject.split()),
         text=text,
+        new_text=new_text(text),
         attachments=_attachments(parsed),
         headers=headers,
         language=detect_language(f"{subject}\n{text}", default_language),
@@ -247,6 +254,18 @@ def _attachment_bytes(item: dict[str, Any]) -> bytes:
         except ValueError:
             return payload.encode("utf-8", "replace") if isinstance(payload, str) else b""
     return payload.encode("utf-8", "replace") if isinstance(payload, str) else bytes(payload)
+
+
+def new_text(text: str) -> str:
+    """The text without quoted history and signature: what the author wrote this time."""
+    match = QUOTE_HEADER.search(text)
+    head = text[:match.start()] if match else text
+    try:
+        latest = REPLY_PARSER.parse_reply(text=head)
+    except Exception:  # the reply parser is heuristics over regexes; never let it stop intake
+        latest = None
+    kept = latest if latest and latest.strip() else head
+    return "\n".join(line for line in kept.split("\n") if not line.startswith(">")).strip()
 
 
 def detect_language(text: str, default: str) -> str:

@@ -17,12 +17,16 @@ def open_request(session: Session, inbound: Inbound, message: Message, route: Ro
                  config: Config, now: datetime) -> Request:
     """A new request from `message`, its events, and its acknowledgment and forward queued."""
     department = config.departments[route.department]
+    first_response = route.first_response or department.sla.first_response
+    resolution = route.resolution or department.sla.resolution
     request = Request(
         subject=inbound.subject, requester=inbound.sender, requester_name=inbound.sender_name,
         language=inbound.language or config.service.language, department=department.key,
-        priority=route.priority, rule=route.rule, rules_version=route.rules_version,
-        created_at=now, first_response_due_at=sla.due_at(now, department.sla.first_response),
-        due_at=sla.due_at(now, department.sla.resolution),
+        priority=route.priority, category=route.category, tags=list(route.tags),
+        watchers=list(route.watchers), template_set=route.templates, rule=route.rule,
+        rules_version=route.rules_version, created_at=now,
+        first_response_due_at=sla.due_at(now, first_response),
+        due_at=sla.due_at(now, resolution),
     )
     session.add(request)
     request.messages.append(message)
@@ -33,7 +37,7 @@ def open_request(session: Session, inbound: Inbound, message: Message, route: Ro
     domain = config.service.address.rpartition("@")[2]
     _queue(session, request, message, "ack", request.language, (request.requester,), domain)
     _queue(session, request, message, "forward", config.service.language,
-           (department.address,), domain)
+           (department.address, *route.watchers), domain)
     return request
 
 
@@ -46,7 +50,8 @@ def add_message(request: Request, inbound: Inbound, message: Message, now: datet
 
 def _routing(route: Route) -> dict[str, object]:
     return {"department": route.department, "priority": route.priority, "rule": route.rule,
-            "rules_version": route.rules_version,
+            "rules_version": route.rules_version, "category": route.category,
+            "tags": list(route.tags), "watchers": list(route.watchers),
             "trace": [f"{s.rule}: {s.why}" for s in route.trace]}
 
 

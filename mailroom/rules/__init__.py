@@ -2,6 +2,6 @@
 
 from mailroom.rules.engine import route
 from mailroom.rules.loader import load
-from mailroom.rules.model import Route, RuleSet
+from mailroom.rules.model import Known, Route, RuleSet
 
-__all__ = ["Route", "RuleSet", "load", "route"]
+__all__ = ["Known", "Route", "RuleSet", "load", "route"]

@@ -1,21 +1,26 @@
-"""What rules look at, computed once per message: normalised words and addresses by field."""
+"""What rules look at, computed once per message: normalised words, addresses and headers."""
 
 from __future__ import annotations
 
 import re
 import unicodedata
 from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
-from mailroom.parse import Inbound
+from mailroom.parse import Attachment, Inbound
 
 TOKEN = re.compile(r"\w+", re.UNICODE)
-BODY_LIMIT = 20_000
+COMBINING = re.compile(r"[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]")
+BODY_LIMIT = 8_000  # characters of new text that rules read; see docs/rules.md
 
 
 def normalise(text: str) -> str:
-    """Lower case without accents: 'Café' -> 'cafe'."""
-    decomposed = unicodedata.normalize("NFKD", text.casefold())
-    return "".join(c for c in decomposed if not unicodedata.combining(c))
+    """Case-folded without accents: 'Café' -> 'cafe'."""
+    folded = text.casefold()
+    if folded.isascii():
+        return folded
+    return COMBINING.sub("", unicodedata.normalize("NFKD", folded))
 
 
 def words(text: str) -> tuple[str, ...]:
@@ -24,18 +29,21 @@ def words(text: str) -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class Words:
-    """The words of one field, with every run of up to `longest` words for phrase lookups."""
+    """The words of one field: a set for single words, a spaced string for phrases."""
 
-    phrases: frozenset[tuple[str, ...]]
+    tokens: frozenset[str]
+    spaced: str
+    text: str  # the original text, for regex, equals and glob
 
     @classmethod
-    def of(cls, text: str, longest: int) -> Words:
-        tokens = words(text)
-        runs = {tokens[i:i + n] for n in range(1, longest + 1) for i in range(len(tokens) - n + 1)}
-        return cls(frozenset(runs))
+    def of(cls, text: str) -> Words:
+        found = TOKEN.findall(normalise(text))
+        return cls(frozenset(found), " " + " ".join(found) + " ", text)
 
     def has(self, phrase: tuple[str, ...]) -> bool:
-        return phrase in self.phrases
+        if len(phrase) == 1:
+            return phrase[0] in self.tokens
+        return phrase[0] in self.tokens and " " + " ".join(phrase) + " " in self.spaced
 
 
 @dataclass(frozen=True)
@@ -47,15 +55,31 @@ class Facts:
     body: Words
     sender: str
     sender_domain: str
-    recipients: frozenset[str]
+    to: tuple[str, ...]
+    cc: tuple[str, ...]
+    delivered_to: tuple[str, ...]
+    received: datetime
+    attachments: tuple[Attachment, ...]
 
     @classmethod
-    def of(cls, inbound: Inbound, longest_phrase: int = 4) -> Facts:
+    def of(cls, inbound: Inbound, received: datetime, zone: ZoneInfo) -> Facts:
         return cls(
             inbound=inbound,
-            subject=Words.of(inbound.subject, longest_phrase),
-            body=Words.of(inbound.text[:BODY_LIMIT], longest_phrase),
+            subject=Words.of(inbound.subject),
+            body=Words.of((inbound.new_text or inbound.text)[:BODY_LIMIT]),
             sender=inbound.sender.lower(),
             sender_domain=inbound.sender.rpartition("@")[2].lower(),
-            recipients=frozenset(a.lower() for a in inbound.recipients),
+            to=inbound.to,
+            cc=inbound.cc,
+            delivered_to=inbound.delivered_to,
+            received=received.astimezone(zone),
+            attachments=inbound.attachments,
         )
+
+    @property
+    def tokens(self) -> frozenset[str]:
+        return self.subject.tokens | self.body.tokens
+
+    @property
+    def recipients(self) -> tuple[str, ...]:
+        return self.to + self.cc + self.delivered_to
