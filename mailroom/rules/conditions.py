@@ -19,6 +19,7 @@ from mailroom.rules.model import Condition, Known
 Build = Callable[[Any, Where, Report, Known], Condition | None]
 MATCHER_KEYS = ("any", "all", "regex", "equals", "glob", "whole_words")
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+DAY_NAMES = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(b|kb|mb|gb)?\s*$", re.IGNORECASE)
 HOURS = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
 UNITS = {"b": 1, "kb": 1024, "mb": 1024**2, "gb": 1024**3}
@@ -42,10 +43,13 @@ def _strings(value: Any, where: Where, report: Report, example: str) -> list[str
 
 def _regex(pattern: Any, where: Where, report: Report) -> Any:
     """A linear-time (RE2) case-insensitive regex, or None with the mistake reported."""
+    options = re2.Options()
+    options.case_sensitive, options.log_errors = False, False
     try:
-        return re2.compile(f"(?i){pattern}")
+        return re2.compile(pattern, options)
     except (re2.error, TypeError) as exc:
-        report.add(where, f"invalid regex {pattern!r}: {exc}",
+        detail = exc.args[0].decode() if exc.args and isinstance(exc.args[0], bytes) else exc
+        report.add(where, f"invalid regex {pattern!r}: {detail}",
                    "RE2 syntax: no backreferences or lookaround; escape . * + ? ( ) [ ] with \\")
         return None
 
@@ -250,11 +254,14 @@ def _received(value: Any, where: Where, report: Report, known: Known) -> Conditi
                    "e.g. received: {weekdays: [sat, sun]} or {hours: '17:00-08:00'}")
         return None
     report.unknown_keys(value, ("weekdays", "hours"), "received")
-    days = [d.lower()[:3] for d in _strings(value.get("weekdays", list(WEEKDAYS)),
-                                            value.at("weekdays"), report, "[sat, sun]")]
-    wrong = [d for d in days if d not in WEEKDAYS]
+    written = _strings(value.get("weekdays", list(WEEKDAYS)), value.at("weekdays"), report,
+                       "[sat, sun]")
+    days = [d.lower()[:3] for d in written]
+    wrong = [w for w, d in zip(written, days, strict=True)
+             if d not in WEEKDAYS or not DAY_NAMES[WEEKDAYS.index(d)].startswith(w.lower())]
     if wrong:
-        report.add(value.at("weekdays"), f"unknown weekday {wrong[0]!r}", "use mon ... sun")
+        report.add(value.at("weekdays"), f"unknown weekday {wrong[0]!r}",
+                   "use mon, tue, wed, thu, fri, sat, sun")
     span = _hours(value.get("hours", "00:00-24:00"), value.at("hours"), report)
     if wrong or span is None:
         return None

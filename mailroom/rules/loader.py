@@ -69,10 +69,12 @@ def _rule(item: Any, where: Where, report: Report, known: Known) -> Rule | None:
     go_on = item.get("continue", False)
     if not isinstance(go_on, bool):
         report.add(item.at("continue"), "continue must be true or false")
-    if "if" not in item:
+    if "if" in item:
+        found = conditions(item["if"], item.at("if"), report, known)
+    else:
+        found = []
         report.add(where, f"rule {name!r} has no 'if:'",
                    "write 'if: {}' for a rule that matches every message")
-    found = conditions(item.get("if", {}), item.at("if"), report, known)
     chosen = actions(item.get("then"), item.at("then"), report, known, "then")
     check_combination(chosen, item.get("then"), item.at("then"), report, go_on is True)
     return Rule(name, tuple(found), chosen, where.line, go_on is True)

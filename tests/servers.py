@@ -1,0 +1,456 @@
+"""Real servers on 127.0.0.1 for tests: a private Dovecot IMAP server and an aiosmtpd SMTP capture."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import os
+import pwd
+import re
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from email.message import EmailMessage
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import imapclient
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+
+HOST = "127.0.0.1"
+DOVECOT = shutil.which("dovecot") or "/usr/sbin/dovecot"
+START_TIMEOUT = 10.0
+# Dovecot 2.3's built-in post-login CAPABILITY (src/imap/imap-common.h, CAPABILITY_STRING).
+# imap_capability replaces it wholesale (no way to remove one token), so idle=False or
+# move=False writes this list minus IDLE / MOVE. Dovecot still appends LITERAL+ and NOTIFY itself.
+DOVECOT_CAPABILITIES = (
+    "IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE SORT SORT=DISPLAY THREAD=REFERENCES "
+    "THREAD=REFS THREAD=ORDEREDSUBJECT MULTIAPPEND URL-PARTIAL CATENATE UNSELECT CHILDREN "
+    "NAMESPACE UIDPLUS LIST-EXTENDED I18NLEVEL=1 CONDSTORE QRESYNC ESEARCH ESORT SEARCHRES "
+    "WITHIN CONTEXT=SEARCH LIST-STATUS BINARY MOVE SNIPPET=FUZZY PREVIEW=FUZZY PREVIEW "
+    "STATUS=SIZE SAVEDATE"
+).split()
+CERT_CONFIG = """\
+[req]
+distinguished_name = dn
+x509_extensions = v3
+prompt = no
+[dn]
+CN = localhost
+[v3]
+basicConstraints = critical, CA:TRUE
+keyUsage = critical, digitalSignature, keyCertSign
+extendedKeyUsage = serverAuth
+subjectAltName = IP:127.0.0.1, DNS:localhost
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid:always
+"""
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind((HOST, 0))
+        return int(probe.getsockname()[1])
+
+
+def make_cert(folder: Path) -> tuple[Path, Path]:
+    """A self-signed P-256 certificate for 127.0.0.1/localhost; it is its own CA file."""
+    cert, key, config = folder / "cert.pem", folder / "key.pem", folder / "openssl.cnf"
+    config.write_text(CERT_CONFIG)
+    subprocess.run(
+        ["openssl", "req", "-x509", "-config", str(config), "-newkey", "ec",
+         "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True)
+    key.chmod(0o600)
+    return cert, key
+
+
+def port_answers(port: int) -> bool:
+    """Whether something accepts TCP connections on 127.0.0.1:port."""
+    try:
+        socket.create_connection((HOST, port), timeout=0.5).close()
+    except OSError:
+        return False
+    return True
+
+
+class Dovecot:
+    """A private Dovecot 2.3 IMAP server with one passwd-file user and Maildir storage.
+
+    Everything (config, base_dir, state_dir, log, cert, mail) lives in one folder made by
+    ``tempfile.mkdtemp(dir="/tmp")`` and chmod 0755: the auth and imap processes run as the
+    ``dovecot`` user and must traverse every parent of the passwd file and the Maildir, which
+    pytest's 0700 tmp_path parents would forbid. The mail user borrows the ``dovecot`` uid/gid
+    because Dovecot refuses uid 0 (and uids below first_valid_uid, lowered here to match).
+    """
+
+    def __init__(self, *, idle: bool = True, move: bool = True, tls: bool = False,
+                 starttls: bool = False) -> None:
+        if tls and starttls:
+            raise ValueError("tls (implicit TLS) and starttls are two modes of the one port")
+        self.idle, self.move, self.tls, self.starttls = idle, move, tls, starttls
+        self.host, self.port = HOST, free_port()
+        self.user, self.password = "layanan@contoh.co.id", "secret"
+        self.root = Path(tempfile.mkdtemp(prefix="mailroom-dovecot-", dir="/tmp"))
+        self.root.chmod(0o755)
+        self.config_path = self.root / "dovecot.conf"
+        self.log_path = self.root / "dovecot.log"
+        self.home = self.root / "home"
+        self.maildir = self.home / "Maildir"
+        self.ca_file: Path | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> Dovecot:
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 trace: TracebackType | None) -> None:
+        self.stop()
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the server (on the same port and data as before, if it ran already)."""
+        if self._proc is not None:
+            raise RuntimeError("Dovecot is already running")
+        self._prepare()
+        with (self.root / "dovecot.stderr").open("ab") as stderr:
+            self._proc = subprocess.Popen(
+                [DOVECOT, "-F", "-c", str(self.config_path)], stdin=subprocess.DEVNULL,
+                stdout=stderr, stderr=stderr, start_new_session=True)
+        try:
+            self._wait_for_greeting()
+        except BaseException:
+            self._halt(signal.SIGKILL)
+            raise
+
+    def stop(self) -> None:
+        """Stop cleanly (SIGTERM to the master) and delete the server's folder."""
+        self._halt(signal.SIGTERM)
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def kill(self) -> None:
+        """SIGKILL the master and all its children at once; returns when the port refuses."""
+        self._halt(signal.SIGKILL)
+
+    def restart(self) -> None:
+        """Stop cleanly if running, then start again on the same port with the same mail."""
+        self._halt(signal.SIGTERM)
+        self.start()
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None
+
+    def log(self) -> str:
+        """Dovecot's log so far, plus anything it wrote to stderr before logging was set up."""
+        texts = [p.read_text(errors="replace")
+                 for p in (self.log_path, self.root / "dovecot.stderr") if p.exists()]
+        return "".join(texts)
+
+    def logins(self) -> list[str]:
+        """The log's 'Login:' lines; each says ', TLS,' or ', secured,' (loopback, no TLS)."""
+        return [line for line in self.log().splitlines() if "imap-login: Info: Login:" in line]
+
+    # -- IMAP helpers ----------------------------------------------------------------------
+
+    def ssl_context(self) -> ssl.SSLContext:
+        """A client context trusting this server's self-signed certificate."""
+        if self.ca_file is None:
+            raise RuntimeError("this Dovecot has no TLS (pass tls=True or starttls=True)")
+        return ssl.create_default_context(cafile=str(self.ca_file))
+
+    def client(self) -> imapclient.IMAPClient:
+        """A logged-in IMAPClient (implicit TLS or STARTTLS as configured); log it out after."""
+        context = self.ssl_context() if self.ca_file else None
+        client = imapclient.IMAPClient(self.host, self.port, ssl=self.tls,
+                                       ssl_context=context, timeout=10)
+        try:
+            if self.starttls:
+                client.starttls(context)
+            client.login(self.user, self.password)
+        except BaseException:
+            client.shutdown()
+            raise
+        return client
+
+    def append(self, raw: bytes, folder: str = "INBOX", flags: Sequence[str] = ()) -> int:
+        """Store one message (creating the folder if needed) and return its UID."""
+        with self.client() as imap:
+            if not imap.folder_exists(folder):
+                imap.create_folder(folder)
+            reply = imap.append(folder, raw, flags=flags)
+        found = re.search(rb"\[APPENDUID \d+ (\d+)\]", reply)
+        if found is None:
+            raise AssertionError(f"no APPENDUID in Dovecot's reply {reply!r}")
+        return int(found.group(1))
+
+    def uids(self, folder: str = "INBOX") -> list[int]:
+        """UIDs in the folder, ascending, \\Deleted ones included; [] if it does not exist."""
+        with self.client() as imap:
+            if not imap.folder_exists(folder):
+                return []
+            imap.select_folder(folder, readonly=True)
+            return sorted(imap.search("ALL"))
+
+    def fetch_all(self, folder: str = "INBOX") -> list[bytes]:
+        """Every message of the folder as raw bytes, in UID order, without setting \\Seen."""
+        with self.client() as imap:
+            imap.select_folder(folder, readonly=True)
+            uids = sorted(imap.search("ALL"))
+            found = imap.fetch(uids, ["BODY.PEEK[]"]) if uids else {}
+        return [found[uid][b"BODY[]"] for uid in uids]
+
+    def folders(self) -> list[str]:
+        """Names of all folders, sorted, e.g. ['INBOX', 'Processed']."""
+        with self.client() as imap:
+            return sorted(name for _flags, _separator, name in imap.list_folders())
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _prepare(self) -> None:
+        """Write config, passwd file, cert and an empty Maildir owned by the mail user."""
+        owner = pwd.getpwnam("dovecot")
+        if (self.tls or self.starttls) and self.ca_file is None:
+            self.ca_file = make_cert(self.root)[0]
+        for sub in ("", "cur", "new", "tmp"):
+            (self.maildir / sub).mkdir(parents=True, exist_ok=True)
+        for path in (self.home, *self.home.rglob("*")):
+            os.chown(path, owner.pw_uid, owner.pw_gid)
+        passwd = self.root / "passwd"
+        passwd.write_text(f"{self.user}:{{PLAIN}}{self.password}:"
+                          f"{owner.pw_uid}:{owner.pw_gid}::{self.home}::\n")
+        passwd.chmod(0o644)
+        self.config_path.write_text(self._config(owner.pw_uid))
+
+    def _config(self, uid: int) -> str:
+        ssl_lines = "ssl = no"
+        if self.ca_file is not None:
+            # required: no plaintext auth before TLS. Note Dovecot counts a connection whose
+            # remote IP equals its local IP as "secured", so on loopback LOGIN still works
+            # without STARTTLS; check the "Login: ... TLS" log line to prove TLS was used.
+            ssl_lines = (f"ssl = required\nssl_cert = <{self.ca_file}\n"
+                         f"ssl_key = <{self.root / 'key.pem'}")
+        capability = ""
+        if not (self.idle and self.move):
+            dropped = {name for name, on in (("IDLE", self.idle), ("MOVE", self.move)) if not on}
+            kept = [token for token in DOVECOT_CAPABILITIES if token not in dropped]
+            capability = "imap_capability = " + " ".join(kept)
+        plain_port, tls_port = (0, self.port) if self.tls else (self.port, 0)
+        return f"""\
+# Written by tests/servers.py; nothing from /etc/dovecot is read.
+base_dir = {self.root / 'run'}
+state_dir = {self.root / 'state'}
+instance_name = mailroom-test-{self.port}
+log_path = {self.log_path}
+protocols = imap
+listen = {HOST}
+{ssl_lines}
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+auth_verbose = yes
+first_valid_uid = {uid}
+mail_location = maildir:~/Maildir
+{capability}
+namespace inbox {{
+  inbox = yes
+  separator = /
+}}
+passdb {{
+  driver = passwd-file
+  args = {self.root / 'passwd'}
+}}
+userdb {{
+  driver = passwd-file
+  args = {self.root / 'passwd'}
+}}
+service imap-login {{
+  inet_listener imap {{
+    address = {HOST}
+    port = {plain_port}
+  }}
+  inet_listener imaps {{
+    address = {HOST}
+    port = {tls_port}
+    ssl = yes
+  }}
+}}
+"""
+
+    def _greeting(self) -> bytes:
+        """The server's first line on a fresh connection, or b'' if none (yet)."""
+        try:
+            with socket.create_connection((self.host, self.port), timeout=1) as raw:
+                if not self.tls:
+                    return raw.recv(512)
+                with self.ssl_context().wrap_socket(raw, server_hostname=self.host) as tls:
+                    return tls.recv(512)
+        except OSError:
+            return b""
+
+    def _wait_for_greeting(self) -> None:
+        """Poll until the port sends '* OK' (imap-login only greets once auth is ready)."""
+        assert self._proc is not None
+        deadline = time.monotonic() + START_TIMEOUT
+        while not self._greeting().startswith(b"* OK"):
+            if self._proc.poll() is not None:
+                raise RuntimeError(f"Dovecot exited with status {self._proc.returncode} at "
+                                   f"start; its log:\n{self.log()}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"Dovecot did not greet on {self.host}:{self.port} within "
+                                   f"{START_TIMEOUT}s; its log:\n{self.log()}")
+            time.sleep(0.01)
+
+    def _halt(self, how: signal.Signals) -> None:
+        """End the master (SIGTERM: it ends its children; SIGKILL: the whole process group).
+
+        Then wait until the port refuses, so a restart can bind it again. Orphaned children
+        are left for init to reap, so the group is not polled (zombies would keep it alive).
+        """
+        if self._proc is None:
+            return
+        proc, self._proc = self._proc, None
+        if how == signal.SIGTERM:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                how = signal.SIGKILL
+        if how == signal.SIGKILL:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        deadline = time.monotonic() + 10
+        while port_answers(self.port):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"port {self.port} still answers after Dovecot ended")
+            time.sleep(0.01)
+
+
+@dataclass
+class Captured:
+    """One message the SMTP capture accepted."""
+
+    mail_from: str
+    rcpt_tos: list[str]
+    data: bytes
+
+    @property
+    def message(self) -> EmailMessage:
+        return email.message_from_bytes(self.data, policy=email.policy.default)  # type: ignore[return-value]
+
+
+class _Recorder:
+    """aiosmtpd handler: refuses with capture.fail_with if set, else records the message."""
+
+    def __init__(self, capture: SmtpCapture) -> None:
+        self.capture = capture
+
+    async def handle_MAIL(self, server: SMTP, session: Session, envelope: Envelope,
+                          address: str, mail_options: list[str]) -> str:
+        if self.capture.auth is not None and not session.authenticated:
+            return "530 5.7.0 Authentication required"
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        if self.capture.fail_with:
+            return self.capture.fail_with
+        assert envelope.mail_from is not None and envelope.original_content is not None
+        self.capture.messages.append(Captured(
+            envelope.mail_from, list(envelope.rcpt_tos), bytes(envelope.original_content)))
+        return "250 2.0.0 Message accepted"
+
+    def authenticate(self, server: SMTP, session: Session, envelope: Envelope,
+                     mechanism: str, auth_data: Any) -> AuthResult:
+        given = (auth_data.login, auth_data.password) if isinstance(
+            auth_data, LoginPassword) else None
+        wanted = self.capture.auth and tuple(part.encode() for part in self.capture.auth)
+        return AuthResult(success=given == wanted)
+
+
+class SmtpCapture:
+    """An aiosmtpd server on 127.0.0.1 that keeps what it accepts in ``messages``.
+
+    Set ``fail_with`` (e.g. "451 4.3.0 try later") to answer DATA with that reply instead.
+    ``starttls=True`` offers (and requires) STARTTLS with a self-signed cert (``ca_file``);
+    ``auth=(user, password)`` makes MAIL FROM need AUTH first (after STARTTLS when TLS is on).
+    """
+
+    def __init__(self, *, starttls: bool = False, auth: tuple[str, str] | None = None,
+                 fail_with: str | None = None) -> None:
+        self.host, self.port = HOST, free_port()
+        self.starttls, self.auth, self.fail_with = starttls, auth, fail_with
+        self.messages: list[Captured] = []
+        self.ca_file: Path | None = None
+        self._root: Path | None = None
+        self._controller: Controller | None = None
+
+    def __enter__(self) -> SmtpCapture:
+        self.start()
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 trace: TracebackType | None) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        recorder = _Recorder(self)
+        options: dict[str, Any] = {}
+        if self.starttls:
+            options.update(tls_context=self._tls_context(), require_starttls=True)
+        if self.auth is not None:
+            # AUTH is enforced in handle_MAIL: aiosmtpd's auth_required without TLS warns.
+            options.update(authenticator=recorder.authenticate, auth_require_tls=self.starttls)
+        self._controller = Controller(recorder, hostname=self.host, port=self.port,
+                                      server_hostname="smtp.test.localhost", **options)
+        self._controller.start()
+
+    def stop(self) -> None:
+        if self._controller is not None:
+            self._controller.stop()
+            self._controller = None
+        if self._root is not None:
+            shutil.rmtree(self._root, ignore_errors=True)
+            self._root = None
+
+    def ssl_context(self) -> ssl.SSLContext:
+        """A client context trusting this server's self-signed certificate."""
+        if self.ca_file is None:
+            raise RuntimeError("this SmtpCapture has no TLS (pass starttls=True)")
+        return ssl.create_default_context(cafile=str(self.ca_file))
+
+    def wait_for(self, count: int, timeout: float = 5.0) -> list[Captured]:
+        """Poll until at least ``count`` messages arrived; return them all."""
+        deadline = time.monotonic() + timeout
+        while len(self.messages) < count:
+            if time.monotonic() > deadline:
+                got = [(m.mail_from, m.rcpt_tos, m.message["Subject"]) for m in self.messages]
+                raise AssertionError(f"expected {count} message(s) within {timeout}s, "
+                                     f"got {len(got)}: {got}")
+            time.sleep(0.01)
+        return list(self.messages)
+
+    def _tls_context(self) -> ssl.SSLContext:
+        if self._root is None:
+            self._root = Path(tempfile.mkdtemp(prefix="mailroom-smtp-", dir="/tmp"))
+        cert, key = make_cert(self._root)
+        self.ca_file = cert
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(cert, key)
+        return context
