@@ -58,7 +58,7 @@ def test_each_rules_mistake_names_file_line_and_column(path: Path) -> None:
 CASES = [
     # (condition, matching message, non-matching message)
     ("{text: [slip gaji, payroll]}", mail("Slip  GAJI Oktober"), mail("gaji saja")),
-    ("{text: [reimbursement]}", mail(text="Mohon REIMBURSEMENT perjalanan"), mail("reimbursements")),
+    ("{text: [reimbursement]}", mail(text="Mohon REIMBURSEMENT"), mail("reimbursements")),
     ("{subject: [café]}", mail("Cafe rusak"), mail(text="cafe")),
     ("{body: [vpn]}", mail(text="VPN mati"), mail("VPN mati")),
     ("{text: {all: [laptop, rusak]}}", mail("laptop", "rusak"), mail("laptop baru")),

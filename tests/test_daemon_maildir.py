@@ -1,0 +1,190 @@
+"""The whole flow on the embedded default: Maildir in, SQLite, Maildir out; the guarantees."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import mailbox
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from mailroom.clock import Clock
+from mailroom.daemon import Daemon
+from mailroom.intake import IGNORED, NEW_REQUEST, QUARANTINED, REPLY
+from mailroom.store.models import Event, Message, Outgoing, Request
+from tests import corpus
+from tests.sites import request_mail, site
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Path:
+    return site(tmp_path)
+
+
+def deliver(config: Path, *raws: bytes) -> None:
+    box = mailbox.Maildir(config.parent / "inbox", create=True)
+    for raw in raws:
+        box.add(raw)
+
+
+def sent(config: Path) -> list[EmailMessage]:
+    box = mailbox.Maildir(config.parent / "outbox", create=True)
+    found = [email.message_from_bytes(box.get_bytes(k), policy=email.policy.default)
+             for k in sorted(box.keys())]
+    return [m for m in found if isinstance(m, EmailMessage)]
+
+
+def run(config: Path) -> Daemon:
+    daemon = Daemon(config, Clock())
+    daemon.run_once()
+    daemon.close()
+    return daemon
+
+
+def count(daemon: Daemon, model: type, *where: object) -> int:
+    with daemon.db.transaction() as session:
+        return session.scalar(select(func.count()).select_from(model).where(*where)) or 0
+
+
+def test_a_request_is_recorded_acknowledged_and_forwarded(config: Path) -> None:
+    deliver(config, request_mail())
+    daemon = run(config)
+    ack, forward = sorted(sent(config), key=lambda m: m["To"] != "budi@contoh.co.id")
+    assert ack["To"] == "budi@contoh.co.id" and forward["To"] == "hr@contoh.co.id"
+    assert ack["Subject"] == "[REQ-000001] Diterima: Slip gaji bulan Oktober belum diterima"
+    assert "Human Resources" in ack.get_body(("plain",)).get_content()
+    assert ack["Auto-Submitted"] == "auto-replied" and ack["X-Auto-Response-Suppress"] == "All"
+    assert ack["Reply-To"].startswith("layanan+REQ-000001.")
+    assert forward.get_body(("plain",)).get_content().count("slip gaji saya belum diterima") == 1
+    with daemon.db.transaction() as session:
+        request = session.scalars(select(Request)).one()
+        assert (request.department, request.rule, request.priority) == (
+            "hr", "salary and payroll", "high")
+        assert [e.kind for e in request.events] == ["opened", "routed", "mail sent", "mail sent"]
+    assert not list(mailbox.Maildir(config.parent / "inbox").keys())
+    assert len(mailbox.Maildir(config.parent / "inbox").get_folder("Processed")) == 1
+
+
+def test_two_runs_over_the_same_mailbox_send_nothing_twice(config: Path) -> None:
+    raw = request_mail()
+    deliver(config, raw)
+    run(config)
+    deliver(config, raw)  # the same message again (a second copy, same Message-ID)
+    daemon = run(config)
+    assert len(sent(config)) == 2
+    assert count(daemon, Message, Message.outcome == IGNORED) == 1
+
+
+def test_a_crash_between_commit_and_move_repeats_nothing_visible(config: Path) -> None:
+    deliver(config, request_mail())
+    daemon = Daemon(config, Clock())
+    item = next(iter(daemon.source.fetch()))
+    daemon.intake.process(item)  # committed; then "crash" before the message is moved
+    daemon.close()
+    daemon = run(config)
+    assert len(sent(config)) == 2
+    assert count(daemon, Message) == 1 and count(daemon, Request) == 1
+
+
+def test_an_auto_reply_is_recorded_and_never_answered(config: Path) -> None:
+    deliver(config, request_mail(subject="Out of office", Auto_Submitted="auto-replied"))
+    daemon = run(config)
+    assert sent(config) == []
+    with daemon.db.transaction() as session:
+        message = session.scalars(select(Message)).one()
+        assert (message.outcome, message.reason) == (IGNORED, "Auto-Submitted: auto-replied")
+
+
+def test_english_request_gets_an_english_acknowledgment(config: Path) -> None:
+    deliver(config, request_mail(subject="My laptop will not start",
+                                 body="Hello, my laptop will not start since this morning. "
+                                      "Could you please help?"))
+    run(config)
+    ack = next(m for m in sent(config) if m["To"] == "budi@contoh.co.id")
+    assert ack["Subject"] == "[REQ-000001] Received: My laptop will not start"
+    assert "IT Support" in ack.get_body(("plain",)).get_content()
+
+
+def test_a_reply_to_the_acknowledgment_joins_its_request(config: Path) -> None:
+    deliver(config, request_mail())
+    run(config)
+    ack = next(m for m in sent(config) if m["To"] == "budi@contoh.co.id")
+    deliver(config, request_mail(subject=f"Re: {ack['Subject']}", body="Ini tambahannya.",
+                                 In_Reply_To=ack["Message-ID"], To=ack["Reply-To"]))
+    daemon = run(config)
+    assert len(sent(config)) == 2  # no new acknowledgment
+    assert count(daemon, Request) == 1
+    assert count(daemon, Message, Message.outcome == REPLY) == 1
+    assert count(daemon, Event, Event.kind == "message") == 1
+
+
+def test_garbage_is_quarantined_with_its_bytes_kept(config: Path) -> None:
+    deliver(config, b"\x00\x01 not a mail at all")
+    daemon = run(config)
+    with daemon.db.transaction() as session:
+        message = session.scalars(select(Message)).one()
+        assert message.outcome == QUARANTINED and message.raw == b"\x00\x01 not a mail at all"
+
+
+def test_an_internal_error_quarantines_the_message_and_the_loop_goes_on(
+        config: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mailroom import guard
+
+    calls = []
+
+    def broken(inbound: object, service: object) -> object:
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("a bug")
+        return guard.Verdict(True)
+
+    monkeypatch.setattr(guard, "check", broken)
+    deliver(config, request_mail(subject="first"), request_mail(subject="second"))
+    daemon = run(config)
+    assert count(daemon, Message, Message.outcome == QUARANTINED,
+                 Message.reason == "internal error: RuntimeError: a bug") == 1
+    assert count(daemon, Request) == 1
+
+
+def test_a_rule_may_ignore_with_a_reason(config: Path) -> None:
+    rules = config.parent / "rules.yaml"
+    rules.write_text(rules.read_text().replace(
+        "rules:\n", "rules:\n  - name: newsletters\n    if: {subject: [newsletter]}\n"
+                    "    then: {ignore: internal newsletter}\n", 1))
+    deliver(config, request_mail(subject="Newsletter November"))
+    daemon = run(config)
+    assert sent(config) == []
+    assert count(daemon, Message, Message.reason == "rule 'newsletters': internal newsletter") == 1
+
+
+def test_every_corpus_message_ends_in_exactly_one_outcome(tmp_path: Path) -> None:
+    config = site(tmp_path, allowed="[]")
+    files = corpus.files()
+    assert len(files) > 500
+    deliver(config, *(p.read_bytes() for p in files))
+    daemon = run(config)
+    assert count(daemon, Message) == len(files)
+    kinds = {kind for kind in (NEW_REQUEST, IGNORED, QUARANTINED)
+             if count(daemon, Message, Message.outcome == kind)}
+    assert kinds == {NEW_REQUEST, IGNORED, QUARANTINED}
+    assert count(daemon, Outgoing, Outgoing.status != "sent") == 0
+    assert not list(mailbox.Maildir(config.parent / "inbox").keys())
+
+
+def test_reload_keeps_the_last_good_rules(config: Path) -> None:
+    daemon = Daemon(config, Clock())
+    good = daemon.settings.ruleset.version
+    rules = config.parent / "rules.yaml"
+    rules.write_text(rules.read_text().replace("department: hr", "department: hrd", 1))
+    assert daemon.reload() is False
+    assert daemon.settings.ruleset.version == good
+    rules.write_text(rules.read_text().replace("department: hrd", "department: finance", 1))
+    assert daemon.reload() is True
+    assert daemon.settings.ruleset.version != good
+    deliver(config, request_mail())
+    daemon.run_once()
+    daemon.close()
+    assert any(m["To"] == "finance@contoh.co.id" for m in sent(config))
