@@ -10,7 +10,7 @@ import logging
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
-from email.header import decode_header, make_header
+from email.header import decode_header
 from email.message import Message
 from email.utils import getaddresses, parseaddr, parsedate_to_datetime
 from html.parser import HTMLParser
@@ -127,15 +127,25 @@ def _message(raw: bytes) -> Message | None:
     return email.message_from_bytes(body, policy=email.policy.compat32)
 
 
+CHARSET_SUPERSETS = {"gb2312": "gb18030", "gbk": "gb18030", "ks_c_5601-1987": "cp949",
+                     "iso-8859-1": "cp1252", "us-ascii": "cp1252", "ascii": "cp1252"}
+
+
 def _decode(value: Any) -> str:
     """A header value as text, whatever encoded-words or raw 8-bit bytes it holds."""
+    raw = str(value).encode("utf-8", "surrogateescape").decode("utf-8", "replace")
     try:
-        text = str(make_header(decode_header(str(value))))
-    except (UnicodeError, LookupError, ValueError, email.errors.HeaderParseError):
-        text = str(value)
-    if isinstance(value, email.header.Header):
-        text = str(value)
-    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+        pieces = decode_header(raw)
+    except (ValueError, IndexError, email.errors.HeaderParseError):
+        return raw
+    return "".join(_decode_piece(piece, charset) for piece, charset in pieces)
+
+
+def _decode_piece(piece: bytes | str, charset: str | None) -> str:
+    if isinstance(piece, str):
+        return piece
+    name = (charset or "utf-8").lower()
+    return _decode_bytes(piece, CHARSET_SUPERSETS.get(name, name))
 
 
 def _headers(message: Message) -> dict[str, tuple[str, ...]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import email
 import email.policy
 import os
@@ -28,15 +29,15 @@ from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 HOST = "127.0.0.1"
 DOVECOT = shutil.which("dovecot") or "/usr/sbin/dovecot"
 START_TIMEOUT = 10.0
-# Dovecot 2.3's built-in post-login CAPABILITY (src/imap/imap-common.h, CAPABILITY_STRING).
-# imap_capability replaces it wholesale (no way to remove one token), so idle=False or
-# move=False writes this list minus IDLE / MOVE. Dovecot still appends LITERAL+ and NOTIFY itself.
+# The post-login CAPABILITY a default Dovecot 2.3.19 sends. imap_capability replaces it
+# wholesale (no way to drop one token; an explicit list also stops Dovecot appending LITERAL+
+# and NOTIFY), so idle=False / move=False write this whole list minus IDLE / MOVE.
 DOVECOT_CAPABILITIES = (
     "IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE SORT SORT=DISPLAY THREAD=REFERENCES "
     "THREAD=REFS THREAD=ORDEREDSUBJECT MULTIAPPEND URL-PARTIAL CATENATE UNSELECT CHILDREN "
     "NAMESPACE UIDPLUS LIST-EXTENDED I18NLEVEL=1 CONDSTORE QRESYNC ESEARCH ESORT SEARCHRES "
     "WITHIN CONTEXT=SEARCH LIST-STATUS BINARY MOVE SNIPPET=FUZZY PREVIEW=FUZZY PREVIEW "
-    "STATUS=SIZE SAVEDATE"
+    "STATUS=SIZE SAVEDATE LITERAL+ NOTIFY"
 ).split()
 CERT_CONFIG = """\
 [req]
@@ -241,6 +242,8 @@ class Dovecot:
                           f"{owner.pw_uid}:{owner.pw_gid}::{self.home}::\n")
         passwd.chmod(0o644)
         self.config_path.write_text(self._config(owner.pw_uid))
+        # After kill() the pid file is stale; were its pid reused, Dovecot would refuse to start.
+        (self.root / "run" / "master.pid").unlink(missing_ok=True)
 
     def _config(self, uid: int) -> str:
         ssl_lines = "ssl = no"
@@ -336,7 +339,8 @@ service imap-login {{
             except subprocess.TimeoutExpired:
                 how = signal.SIGKILL
         if how == signal.SIGKILL:
-            os.killpg(proc.pid, signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError):  # the group may be gone already
+                os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
         deadline = time.monotonic() + 10
         while port_answers(self.port):
@@ -355,7 +359,7 @@ class Captured:
 
     @property
     def message(self) -> EmailMessage:
-        return email.message_from_bytes(self.data, policy=email.policy.default)  # type: ignore[return-value]
+        return email.message_from_bytes(self.data, policy=email.policy.default)
 
 
 class _Recorder:
