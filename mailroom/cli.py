@@ -95,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
         daemon.run_once()
         daemon.close()
     else:
-        daemon.run_forever()
+        daemon.serve()
     return 0
 
 

@@ -141,9 +141,13 @@ class Daemon:
         if _mtime(self.settings.config.rules_path) != self.settings.rules_mtime:
             self.reload_requested = True
 
-    def run_forever(self) -> None:
-        """Serve until SIGTERM or SIGINT; SIGHUP reloads."""
+    def serve(self) -> None:
+        """Run forever under signals: SIGTERM or SIGINT stop, SIGHUP reloads."""
         self._install_signals()
+        self.run_forever()
+
+    def run_forever(self) -> None:
+        """Serve until `stop` is set."""
         scheduler = schedule.Scheduler()
         scheduler.every(FLUSH_SECONDS).seconds.do(self.flush)
         scheduler.every(RULES_CHECK_SECONDS).seconds.do(self._rules_changed)
