@@ -18,6 +18,7 @@ from mailroom.compose import template_sets
 from mailroom.daemon import Daemon, Settings, known
 from mailroom.errors import ConfigError, TransientError
 from mailroom.intake import Intake, Outcome
+from mailroom.sources.maildir import MaildirSource
 from mailroom.sources.stdin import read_item
 from mailroom.store.db import Database
 from mailroom.store.models import Request
@@ -206,13 +207,11 @@ def _reset_demo(config: config_file.Config) -> None:
 
 
 def _seed(config: config_file.Config, folder: Path) -> int:
-    import mailbox
-
     assert config.inbox.path is not None
-    inbox = mailbox.Maildir(config.inbox.path, create=True)
+    inbox = MaildirSource(config.inbox.path)
     mails = sorted(folder.glob("*.eml"))
     for mail in mails:
-        inbox.add(mail.read_bytes())
+        inbox.box.add(mail.read_bytes())
     return len(mails)
 
 

@@ -187,7 +187,8 @@ class Reader:
         return self.get(key, default, _one_of(options), "one of " + ", ".join(options))
 
     def path(self, key: str, default: Any = REQUIRED) -> Any:
-        return self.get(key, default, lambda v: self.base / _text(v), "a file or folder path")
+        return self.get(key, default, lambda v: (self.base / _text(v)).resolve(),
+                        "a file or folder path")
 
     def secret(self, key: str, default: Any = None) -> Any:
         return self.get(key, default, lambda v: _secret(v, self.base),

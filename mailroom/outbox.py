@@ -41,6 +41,7 @@ class MaildirTransport:
     """Writes each mail as a file into a Maildir, for local runs and the demo."""
 
     def __init__(self, path: Path) -> None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
         self.box = mailbox.Maildir(Path(path), create=True)
 
     def send(self, envelope_from: str, recipients: list[str], message: EmailMessage) -> None:

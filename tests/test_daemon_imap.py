@@ -1,4 +1,4 @@
-"""Against a real Dovecot and a real SMTP server: fetch, acknowledge, forward, move; IDLE; faults."""
+"""Real Dovecot and SMTP servers: fetch, acknowledge, forward, move; IDLE; faults."""
 
 from __future__ import annotations
 

@@ -14,6 +14,7 @@ class MaildirSource:
     def __init__(self, path: Path, processed_folder: str = "Processed") -> None:
         self.path = Path(path)
         self.name = f"maildir:{self.path}"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         self.box = mailbox.Maildir(self.path, create=True)
         self.processed = self._folder(processed_folder)
 
