@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import shutil
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import select
 
@@ -16,8 +18,9 @@ from mailroom import config as config_file
 from mailroom import rules, sla
 from mailroom.compose import template_sets
 from mailroom.daemon import Daemon, Settings, known
-from mailroom.errors import ConfigError, TransientError
+from mailroom.errors import ConfigError, MessageError, TransientError
 from mailroom.intake import Intake, Outcome
+from mailroom.parse import parse
 from mailroom.sources.maildir import MaildirSource
 from mailroom.sources.stdin import read_item
 from mailroom.store.db import Database
@@ -75,6 +78,14 @@ def _rules_commands(commands: argparse._SubParsersAction) -> None:  # type: igno
     actions = group.add_subparsers(required=True, metavar="ACTION")
     checking = _command(actions, "check", rules_check, "check a rules file")
     checking.add_argument("file", nargs="?", type=Path, help="rules file (default: the config's)")
+    testing = _command(actions, "test", rules_test, "explain where messages would be routed")
+    testing.add_argument("messages", nargs="+", type=Path, metavar="MSG.eml")
+    testing.add_argument("--rules", type=Path, help="rules file (default: the config's)")
+    testing.add_argument("--json", action="store_true", help="print a JSON list")
+    replay = _command(actions, "replay", rules_replay,
+                      "show where stored requests would go with the given rules")
+    replay.add_argument("--rules", type=Path, help="candidate rules file (default: the config's)")
+    replay.add_argument("--since", default="30d", help="how far back, e.g. 7d, 12w (default 30d)")
 
 
 def _help(parser: argparse.ArgumentParser) -> int:
@@ -140,6 +151,97 @@ def rules_check(args: argparse.Namespace) -> int:
         return 1
     print(f"{path}: ok, {len(ruleset.rules)} rules and a fallback (version {ruleset.version})")
     return 0
+
+
+def _ruleset(args: argparse.Namespace) -> tuple[config_file.Config, rules.RuleSet]:
+    config = config_file.load(_config_path(args))
+    path = args.rules or config.rules_path
+    return config, rules.load(path, known(config, template_sets(config.templates_path)))
+
+
+def rules_test(args: argparse.Namespace) -> int:
+    config, ruleset = _ruleset(args)
+    now = clocks.from_environment().now()
+    results = []
+    for path in args.messages:
+        try:
+            inbound = parse(path.read_bytes(), config.service.language)
+        except (OSError, MessageError) as exc:
+            print(f"{path}: cannot read as mail: {exc}", file=sys.stderr)
+            return 1
+        results.append(explained(path, rules.route(ruleset, inbound, inbound.date or now,
+                                                   explain=True)))
+    print(json.dumps(results, indent=2, ensure_ascii=False) if args.json
+          else "\n\n".join(_explanation(r, ruleset) for r in results))
+    return 0
+
+
+def explained(path: Path, route: rules.Route) -> dict[str, object]:
+    """One `rules test` result as plain data (the --json format)."""
+    return {
+        "file": str(path), "rule": route.rule, "department": route.department,
+        "priority": route.priority, "category": route.category, "tags": list(route.tags),
+        "watchers": list(route.watchers), "ignore": route.ignore,
+        "rules_version": route.rules_version,
+        "trace": [{"rule": s.rule, "matched": s.matched, "why": s.why} for s in route.trace],
+    }
+
+
+def _explanation(result: dict[str, Any], ruleset: rules.RuleSet) -> str:
+    decision = (f"ignored: {result['ignore']}" if result["ignore"] else
+                f"department {result['department']}, priority {result['priority']}, "
+                f"category {result['category'] or '-'}, tags {', '.join(result['tags']) or '-'}")
+    lines = [f"{result['file']}", f"  rule {result['rule']!r} ({ruleset.path} @{ruleset.version})",
+             f"  {decision}"]
+    if result["watchers"]:
+        lines.append(f"  cc {', '.join(result['watchers'])}")
+    lines += [f"    {'yes' if s['matched'] else 'no ':3}  {s['rule']}: {s['why'][4:].lstrip()}"
+              for s in result["trace"]]
+    if result["rule"] == "fallback":
+        lines.append("    no rule matched: the fallback decides")
+    return "\n".join(lines)
+
+
+def rules_replay(args: argparse.Namespace) -> int:
+    config, ruleset = _ruleset(args)
+    span = config_file.parse_duration(args.since)
+    if span is None:
+        print(f"mailroom: --since {args.since!r} is not a duration like 30d", file=sys.stderr)
+        return 2
+    since = clocks.from_environment().now() - span
+    db = Database(config.database_url)
+    with db.transaction() as session:
+        changes = [_replayed(request, ruleset, config) for request in session.scalars(
+            select(Request).where(Request.created_at >= since).order_by(Request.id))]
+    print(replay_report(changes, ruleset, args.since))
+    return 0
+
+
+def _replayed(request: Request, ruleset: rules.RuleSet, config: config_file.Config
+              ) -> tuple[str, str, str, str, str]:
+    first = request.messages[0] if request.messages else None
+    inbound = parse(first.raw, config.service.language) if first and first.raw else None
+    route = rules.route(ruleset, inbound, request.created_at) if inbound else None
+    now = ("(ignored)" if route and route.ignore else route.department) if route else "?"
+    return (request.reference, request.department, now, request.rule,
+            route.rule if route else "(no stored message)")
+
+
+def replay_report(changes: list[tuple[str, str, str, str, str]], ruleset: rules.RuleSet,
+                  since: str) -> str:
+    """Counts by old -> new department, then each request that would move."""
+    moved = [c for c in changes if c[1] != c[2]]
+    counts: dict[tuple[str, str], int] = {}
+    for change in changes:
+        counts[(change[1], change[2])] = counts.get((change[1], change[2]), 0) + 1
+    lines = [f"{len(changes)} requests in the last {since}, replayed with {ruleset.path} "
+             f"@{ruleset.version}: {len(moved)} would go elsewhere", "",
+             table(["was", "would be", "requests"],
+                   [[a, b, str(n)] for (a, b), n in sorted(counts.items())])]
+    if moved:
+        lines += ["", table(["reference", "was", "rule", "would be", "rule"],
+                            [[r, a, ra, b, rb] for r, a, b, ra, rb in moved])]
+    return "\n".join(lines)
 
 
 def db_upgrade(args: argparse.Namespace) -> int:
