@@ -76,6 +76,7 @@ class Daemon:
     def __init__(self, config_path: Path, clock: Clock) -> None:
         self.config_path, self.clock = Path(config_path), clock
         self.stop = threading.Event()
+        self.wake = threading.Event()  # set with stop, and by SIGHUP: ends a wait early
         self.reload_requested = False
         self.settings = Settings.load(self.config_path)
         self._connect(self.settings.config)
@@ -164,6 +165,11 @@ class Daemon:
         notify("STOPPING=1")
         self.close()
 
+    def shutdown(self) -> None:
+        """Ask a running daemon (another thread) to stop after the message in hand."""
+        self.stop.set()
+        self.wake.set()
+
     def _cycle(self, scheduler: schedule.Scheduler) -> None:
         if self.reload_requested:
             notify("RELOADING=1")
@@ -173,15 +179,19 @@ class Daemon:
             self.flush()
         scheduler.run_pending()
         wait = scheduler.idle_seconds
-        self.source.wait(max(0.5, wait if wait is not None else 1.0), self.stop)
+        self.wake.clear()
+        if not (self.stop.is_set() or self.reload_requested):
+            self.source.wait(max(0.5, wait if wait is not None else 1.0), self.wake)
 
     def _install_signals(self) -> None:
         def stop(signum: int, _frame: FrameType | None) -> None:
             log.info("signal %s: finishing the message in hand, then stopping", signum)
             self.stop.set()
+            self.wake.set()
 
         def hangup(_signum: int, _frame: FrameType | None) -> None:
             self.reload_requested = True
+            self.wake.set()
 
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)

@@ -11,7 +11,6 @@ import yaml
 
 from mailroom.errors import ConfigError, Problem
 
-
 LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when PyYAML has it: 5x faster
 
 

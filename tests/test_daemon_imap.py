@@ -41,7 +41,7 @@ def running(config: Path) -> Iterator[Daemon]:
     try:
         yield daemon
     finally:
-        daemon.stop.set()
+        daemon.shutdown()
         thread.join(timeout=10)
         assert not thread.is_alive(), "the daemon did not stop"
 

@@ -1,0 +1,124 @@
+"""The `mailroom` command as admins and MTAs use it: real processes, real signals, exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from mailroom.cli import main
+from tests.sites import request_mail, site
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def mailroom(*args: str, stdin: bytes = b"", env: dict[str, str] | None = None
+             ) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run([sys.executable, "-m", "mailroom", *args], input=stdin,
+                          capture_output=True, timeout=60, env={**os.environ, **(env or {})})
+
+
+def test_ingest_records_the_message_and_exits_0(tmp_path: Path) -> None:
+    config = site(tmp_path)
+    result = mailroom("--config", str(config), "ingest", stdin=request_mail())
+    assert result.returncode == 0, result.stderr
+    assert b"new_request REQ-000001" in result.stderr
+    again = mailroom("--config", str(config), "ingest", stdin=request_mail(message_id="<x@y>"))
+    assert again.returncode == 0 and b"REQ-000002" in again.stderr
+
+
+def test_ingest_answers_75_when_the_database_cannot_be_reached(tmp_path: Path) -> None:
+    config = site(tmp_path)
+    (tmp_path / "mailroom.db").mkdir()  # a folder where the database file should be
+    result = mailroom("--config", str(config), "ingest", stdin=request_mail())
+    assert result.returncode == 75
+
+
+def test_ingest_answers_75_on_a_broken_config(tmp_path: Path) -> None:
+    config = site(tmp_path)
+    config.write_text(config.read_text().replace("rules: rules.yaml", "rulez: rules.yaml"))
+    result = mailroom("--config", str(config), "ingest", stdin=request_mail())
+    assert result.returncode == 75 and b"unknown key 'rulez'" in result.stderr
+
+
+def test_run_stops_cleanly_on_sigterm_and_reloads_on_sighup(tmp_path: Path) -> None:
+    config = site(tmp_path)
+    process = subprocess.Popen([sys.executable, "-m", "mailroom", "--config", str(config), "run"],
+                               stderr=subprocess.PIPE)
+    try:
+        time.sleep(1.5)
+        process.send_signal(signal.SIGHUP)
+        time.sleep(1.0)
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=15)
+    finally:
+        process.kill()
+    assert process.returncode == 0
+    log = err.decode()
+    assert "reloaded" in log and "then stopping" in log
+
+
+def test_rules_check_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = site(tmp_path)
+    assert main(["--config", str(config), "rules", "check"]) == 0
+    broken = ROOT / "tests" / "data" / "rules-mistakes" / "unknown-department.yaml"
+    assert main(["--config", str(config), "rules", "check", str(broken)]) == 1
+    assert f"{broken}:5:12: unknown department 'hrd'" in capsys.readouterr().out
+
+
+def test_rules_test_explains_in_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = site(tmp_path)
+    mail = tmp_path / "vpn.eml"
+    mail.write_bytes(request_mail(subject="VPN tidak bisa connect", body="VPN mati."))
+    assert main(["--config", str(config), "rules", "test", "--json", str(mail)]) == 0
+    (result,) = json.loads(capsys.readouterr().out)
+    assert {k: result[k] for k in ("file", "rule", "department", "priority", "category", "tags")
+            } == {"file": str(mail), "rule": "devices and network", "department": "it",
+                  "priority": "normal", "category": "", "tags": []}
+    assert result["trace"][-1] == {"rule": "devices and network", "matched": True,
+                                   "why": "yes: text has any of 'laptop', 'komputer', "
+                                          "'computer', 'printer', 'VPN', 'wifi', 'internet', "
+                                          "'email'"}
+    assert all(not step["matched"] for step in result["trace"][:-1])
+
+
+def test_rules_test_text_names_the_deciding_rule(tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    config = site(tmp_path)
+    mail = tmp_path / "kantin.eml"
+    mail.write_bytes(request_mail(subject="Jam buka kantin", body="Kapan kantin buka?"))
+    assert main(["--config", str(config), "rules", "test", str(mail)]) == 0
+    out = capsys.readouterr().out
+    assert "rule 'fallback'" in out and "department triage" in out
+    assert "no rule matched: the fallback decides" in out
+
+
+def test_rules_replay_shows_what_an_edit_would_move(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = site(tmp_path)
+    for subject in ("Lupa kata sandi", "Slip gaji", "Laptop rusak"):
+        assert mailroom("--config", str(config), "ingest",
+                        stdin=request_mail(subject=subject, body="Mohon bantuan.")).returncode == 0
+    candidate = tmp_path / "candidate.yaml"
+    candidate.write_text((tmp_path / "rules.yaml").read_text().replace(
+        "then: {department: it, priority: high}", "then: {department: hr, priority: high}"))
+    assert main(["--config", str(config), "rules", "replay", "--rules", str(candidate)]) == 0
+    out = capsys.readouterr().out
+    assert "3 requests in the last 30d" in out and "1 would go elsewhere" in out
+    assert "REQ-000001  it   accounts and passwords  hr" in out
+    assert "hr   hr        2" in out and "it   hr        1" in out and "it   it        1" in out
+
+
+def test_requests_lists_rule_and_rules_version(tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    config = site(tmp_path)
+    assert mailroom("--config", str(config), "ingest", stdin=request_mail()).returncode == 0
+    assert main(["--config", str(config), "requests"]) == 0
+    out = capsys.readouterr().out
+    assert "REQ-000001" in out and "salary and payroll @" in out
