@@ -8,6 +8,8 @@ import signal
 import socket
 import threading
 from dataclasses import dataclass
+from email.message import EmailMessage
+from email.utils import format_datetime, formataddr, make_msgid
 from pathlib import Path
 from types import FrameType
 
@@ -78,6 +80,8 @@ class Daemon:
         self.stop = threading.Event()
         self.wake = threading.Event()  # set with stop, and by SIGHUP: ends a wait early
         self.reload_requested = False
+        self.told_admin = ""
+        self.refused_mtime = 0.0
         self.settings = Settings.load(self.config_path)
         self._connect(self.settings.config)
 
@@ -128,6 +132,8 @@ class Daemon:
             fresh = Settings.load(self.config_path)
         except ConfigError as exc:
             log.error("reload refused, keeping the running settings:\n%s", exc)
+            self.refused_mtime = _mtime(self.settings.config.rules_path)
+            self._tell_admin(str(exc))
             return False
         old, self.settings = self.settings, fresh
         if (old.config.inbox, old.config.outgoing, old.config.database_url) != (
@@ -138,8 +144,31 @@ class Daemon:
         log.info("reloaded %s (rules version %s)", self.config_path, fresh.ruleset.version)
         return True
 
+    def _tell_admin(self, problems: str) -> None:
+        """Mail the admin about a refused reload, once for each distinct set of problems."""
+        service = self.settings.config.service
+        if not service.admin or problems == self.told_admin:
+            return
+        message = EmailMessage()
+        message["From"] = formataddr((service.name, service.address))
+        message["To"] = service.admin
+        message["Subject"] = f"[mailroom] changes not loaded: {problems.splitlines()[0][:120]}"
+        message["Date"] = format_datetime(self.clock.now())
+        message["Message-ID"] = make_msgid(domain=service.address.rpartition("@")[2])
+        message["Auto-Submitted"] = "auto-generated"
+        message.set_content("mailroom refused the edited configuration, rules or templates and "
+                            "keeps running with the last good ones.\n\n" + problems +
+                            "\n\nFix the file and save it again, or run `mailroom check`.\n")
+        try:
+            self.transport.send(service.address, [service.admin], message)
+            self.transport.close()
+            self.told_admin = problems
+        except Exception as exc:  # the admin notice must never stop the daemon
+            log.error("could not mail the admin: %s", exc)
+
     def _rules_changed(self) -> None:
-        if _mtime(self.settings.config.rules_path) != self.settings.rules_mtime:
+        mtime = _mtime(self.settings.config.rules_path)
+        if mtime not in (self.settings.rules_mtime, self.refused_mtime):
             self.reload_requested = True
 
     def serve(self) -> None:

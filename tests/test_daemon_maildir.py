@@ -188,3 +188,23 @@ def test_reload_keeps_the_last_good_rules(config: Path) -> None:
     daemon.run_once()
     daemon.close()
     assert any(m["To"] == "finance@contoh.co.id" for m in sent(config))
+
+
+def test_a_broken_edit_is_mailed_to_the_admin_once_and_a_saved_file_reloads(
+        config: Path) -> None:
+    config.write_text(config.read_text().replace(
+        "language: id}", "language: id, admin: admin@contoh.co.id}"))
+    daemon = Daemon(config, Clock())
+    rules = config.parent / "rules.yaml"
+    good = rules.read_text()
+    rules.write_text(good.replace("department: hr", "department: hrd", 1))
+    daemon._rules_changed()  # what the scheduler runs every few seconds
+    assert daemon.reload_requested
+    assert daemon.reload() is False and daemon.reload() is False
+    notices = [m for m in sent(config) if m["To"] == "admin@contoh.co.id"]
+    assert len(notices) == 1
+    assert "unknown department 'hrd'" in notices[0].get_content()
+    assert notices[0]["Subject"].startswith(f"[mailroom] changes not loaded: {rules}:")
+    rules.write_text(good)
+    assert daemon.reload() is True
+    daemon.close()
