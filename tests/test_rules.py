@@ -220,3 +220,9 @@ def test_example_rules_route_a_message_for_each_department() -> None:
                              ("VPN tidak bisa connect", "it"), ("pesan ruang rapat", "ga"),
                              ("jam buka kantin", "triage")]:
         assert rules.route(rs, mail(text), MONDAY_9_WIB).department == department, text
+
+
+def test_the_examples_in_docs_rules_md_pass_the_check() -> None:
+    text = (Path(__file__).parent.parent / "docs" / "rules.md").read_text()
+    example = text.split("## Examples by department", 1)[1].split("```yaml\n", 1)[1]
+    ruleset(example.split("```", 1)[0])
