@@ -103,6 +103,10 @@ def main() -> None:
     report("every rule (rules test)", every)
     print(f"indexed / every-rule median ratio: "
           f"{statistics.median(indexed) / statistics.median(every):.3f}")
+    unmatched = [parse(f"From: x@contoh.co.id\nSubject: pertanyaan umum\n\n"
+                       f"{' '.join(FILLER * 3)}\n".encode())] * 500
+    report("no rule matches, indexed", timed_route(ruleset, unmatched, explain=False))
+    report("no rule matches, every rule", timed_route(ruleset, unmatched, explain=True))
 
 
 if __name__ == "__main__":
