@@ -113,6 +113,9 @@ class ImapSource:
     def _idle(self, client: IMAPClient, seconds: float, stop: StopFlag) -> None:
         """IDLE until the server reports a change, `seconds` pass, or `stop` is set."""
         deadline = time.monotonic() + min(seconds, IDLE_RENEW_SECONDS)
+        _, responses = client.noop()  # mail that came during the last drain is reported here
+        if any(_is_change(r) for r in responses):
+            return
         client.idle()
         try:
             while time.monotonic() < deadline and not stop.is_set():
