@@ -329,6 +329,6 @@ def _demo_table(daemon: Daemon, outcomes: list[Outcome]) -> str:
                 continue
             due = sla.local_time(request.first_response_due_at, config.service.zone, "en")
             rows.append([request.reference, request.requester, _cut(request.subject, 38),
-                         request.department, request.rule, due])
+                         request.department, f"{request.rule} @{request.rules_version}", due])
     return table(["reference", "requester", "subject", "department", "rule", "first reply by"],
                  rows)

@@ -163,6 +163,7 @@ def context(request: Request, department: Department, inbound: Inbound | None,
             reference=request.reference, subject=request.subject or "(no subject)",
             priority=request.priority, requester=request.requester,
             requester_name=request.requester_name, rule=request.rule,
+            rules_version=request.rules_version,
             created=sla.local_time(request.created_at, zone, language),
             first_response_due=sla.local_time(request.first_response_due_at, zone, language),
             due=sla.local_time(request.due_at, zone, language),
@@ -190,7 +191,8 @@ def sample_context(service: Service, language: str) -> dict[str, Any]:
     now = datetime(2026, 1, 5, 2, 0, tzinfo=UTC)
     request = Request(id=1, subject="<Sample> request", requester="someone@example.org",
                       requester_name="", language=language, department="sample",
-                      priority="normal", rule="sample rule", created_at=now,
+                      priority="normal", rule="sample rule", rules_version="0123456789ab",
+                      created_at=now,
                       first_response_due_at=now + timedelta(hours=4),
                       due_at=now + timedelta(days=3))
     department = Department("sample", "Sample Department", "dept@example.org",

@@ -156,3 +156,13 @@ def test_implicit_tls_with_a_private_ca(
     dovecot.append(request_mail())
     run_once(imap_site(tmp_path, dovecot, smtp, security="tls", ca_file=str(dovecot.ca_file)))
     assert len(smtp.wait_for(2)) == 2
+
+
+def test_starttls_with_a_private_ca(
+        tmp_path: Path, dovecot_factory: Callable[..., Dovecot], smtp: SmtpCapture) -> None:
+    dovecot = dovecot_factory(starttls=True)
+    dovecot.append(request_mail())
+    run_once(imap_site(tmp_path, dovecot, smtp, security="starttls",
+                       ca_file=str(dovecot.ca_file)))
+    assert len(smtp.wait_for(2)) == 2
+    assert any(", TLS," in line for line in dovecot.logins())
