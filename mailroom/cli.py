@@ -43,6 +43,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:  # e.g. a malformed MAILROOM_NOW
         print(f"mailroom: {exc}", file=sys.stderr)
         return EX_CONFIG
+    except BrokenPipeError:  # output piped into `head` and the like
+        sys.stderr.close()
+        return 0
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -116,9 +119,7 @@ def ingest(args: argparse.Namespace) -> int:
     item = read_item(sys.stdin.buffer)
     try:
         settings = Settings.load(_config_path(args))
-        db = Database(settings.config.database_url)
-        if db.is_sqlite:
-            db.upgrade()
+        db = _database(settings.config)
         outcome = Intake(settings.config, settings.ruleset, db, clocks.from_environment()
                          ).process(item)
     except TransientError as exc:
@@ -209,7 +210,7 @@ def rules_replay(args: argparse.Namespace) -> int:
         print(f"mailroom: --since {args.since!r} is not a duration like 30d", file=sys.stderr)
         return 2
     since = clocks.from_environment().now() - span
-    db = Database(config.database_url)
+    db = _database(config)
     with db.transaction() as session:
         changes = [_replayed(request, ruleset, config) for request in session.scalars(
             select(Request).where(Request.created_at >= since).order_by(Request.id))]
@@ -244,6 +245,14 @@ def replay_report(changes: list[tuple[str, str, str, str, str]], ruleset: rules.
     return "\n".join(lines)
 
 
+def _database(config: config_file.Config) -> Database:
+    """The database, its schema brought up to date when it is the embedded SQLite."""
+    db = Database(config.database_url)
+    if db.is_sqlite:
+        db.upgrade()
+    return db
+
+
 def db_upgrade(args: argparse.Namespace) -> int:
     Database(config_file.load(_config_path(args)).database_url).upgrade()
     print("database schema is up to date")
@@ -252,7 +261,7 @@ def db_upgrade(args: argparse.Namespace) -> int:
 
 def list_requests(args: argparse.Namespace) -> int:
     config = config_file.load(_config_path(args))
-    db = Database(config.database_url)
+    db = _database(config)
     with db.transaction() as session:
         found = session.scalars(select(Request).order_by(Request.id.desc()).limit(args.limit))
         rows = [_request_row(r, config) for r in found]

@@ -120,9 +120,9 @@ class Daemon:
 
     def flush(self) -> Flushed:
         result = self.outbox.flush()
-        if result.sent or result.deferred or result.failed:
-            log.info("outbox: %d sent, %d deferred, %d failed",
-                     result.sent, result.deferred, result.failed)
+        if result.sent or result.deferred or result.held or result.failed:
+            log.info("outbox: %d sent, %d deferred, %d held, %d failed",
+                     result.sent, result.deferred, result.held, result.failed)
         return result
 
     def reload(self) -> bool:

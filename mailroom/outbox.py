@@ -11,6 +11,7 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Protocol
 
+import jinja2
 from sqlalchemy import select
 
 from mailroom import compose, parse
@@ -119,7 +120,8 @@ def transport_for(outgoing: Outgoing) -> Transport:
 @dataclass
 class Flushed:
     sent: int = 0
-    deferred: int = 0
+    deferred: int = 0  # the server is unwell: the rest of the queue waits too
+    held: int = 0  # this mail could not be composed: retried after the template is fixed
     failed: int = 0
 
 
@@ -160,7 +162,10 @@ class Outbox:
             except TransientError as exc:
                 self._defer(row, str(exc))
                 return "deferred"
-            except (PermanentError, LookupError, ValueError, RuntimeError) as exc:
+            except jinja2.TemplateError as exc:  # an admin can fix the template and reload
+                self._defer(row, f"template {row.language}/{row.template}.j2: {exc}")
+                return "held"
+            except Exception as exc:  # refused for good, or unforeseen: recorded, never lost
                 return self._give_up(row, exc)
             return self._sent(row)
 
@@ -194,7 +199,8 @@ class Outbox:
     def _give_up(self, row: Queued, exc: Exception) -> str:
         row.status, row.last_error, row.attempts = "failed", str(exc), row.attempts + 1
         _event(row, "mail failed", self.clock.now(), error=str(exc))
-        log.error("%s to %s failed for good: %s", row.message_id, row.recipients, exc)
+        log.error("%s to %s failed for good: %s: %s", row.message_id, row.recipients,
+                  type(exc).__name__, exc)
         return "failed"
 
     def _sent(self, row: Queued) -> str:

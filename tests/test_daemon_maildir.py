@@ -210,3 +210,29 @@ def test_a_broken_edit_is_mailed_to_the_admin_once_and_a_saved_file_reloads(
     rules.write_text(good)
     assert daemon.reload() is True
     daemon.close()
+
+
+def test_a_template_that_fails_on_real_data_holds_the_mail_and_the_rest_goes_out(
+        config: Path) -> None:
+    deliver(config, request_mail())
+    daemon = Daemon(config, Clock())
+    # a mistake the sample values at load time cannot reveal: only real requests have this tag
+    broken = config.parent / "templates" / "id" / "forward.j2"
+    broken.write_text(broken.read_text().replace(
+        "{% block text %}", "{% block text %}{{ request.subject.missing_attribute.x }}", 1))
+    daemon.settings.composer.envs[""].cache.clear()  # so the edited file is read anew
+    daemon.drain()
+    result = daemon.flush()
+    daemon.close()
+    assert (result.sent, result.held, result.failed) == (1, 1, 0)
+    with daemon.db.transaction() as session:
+        held = session.scalars(select(Outgoing).where(Outgoing.status == "pending")).one()
+        assert held.template == "forward" and "id/forward.j2" in held.last_error
+
+
+def test_listing_requests_on_a_new_database_needs_no_migration_step(
+        config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from mailroom.cli import main
+
+    assert main(["--config", str(config), "requests"]) == 0
+    assert "reference" in capsys.readouterr().out
