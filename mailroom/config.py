@@ -19,6 +19,7 @@ SECURITY_PORTS = {"imap": {"tls": 993, "starttls": 143, "none": 143},
                   "smtp": {"tls": 465, "starttls": 587, "none": 25}}
 LANGUAGES = ("id", "en")
 ADDRESS = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
+MIN_SECRET_LENGTH = 32
 DURATION = re.compile(r"^\s*(?:(\d+)\s*w)?\s*(?:(\d+)\s*d)?\s*(?:(\d+)\s*h)?\s*(?:(\d+)\s*m)?\s*$")
 
 
@@ -52,6 +53,10 @@ class Service:
     allowed_domains: tuple[str, ...] = ()
     timezone: str = "Asia/Jakarta"
     admin: str = ""
+    reply_address: str = "plus"  # plus: layanan+REQ-000123.<token>@...; plain: the address itself
+    reopen_days: int = 7
+    require_authentication: bool = False
+    authserv_ids: tuple[str, ...] = ()
 
     @property
     def zone(self) -> ZoneInfo:
@@ -254,6 +259,20 @@ def _duration(value: Any) -> timedelta:
     return result
 
 
+def _long_secret(value: Any, base: Path) -> Secret:
+    secret = _secret(value, base)
+    if len(secret.reveal()) < MIN_SECRET_LENGTH:
+        raise ValueError(f"the secret has {len(secret.reveal())} characters; it needs at least "
+                         f"{MIN_SECRET_LENGTH}")
+    return secret
+
+
+def _days(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError("")
+    return value
+
+
 def _secret(value: Any, base: Path) -> Secret:
     text = _text(value)
     if text.startswith("env:"):
@@ -279,16 +298,28 @@ def _zone(value: Any) -> str:
 
 
 def _service(r: Reader) -> Service:
-    return Service(
+    service = Service(
         address=r.address("address", REQUIRED),
         name=r.text("name", "Service Desk"),
-        secret=r.secret("secret", REQUIRED),
+        secret=r.get("secret", REQUIRED, lambda v: _long_secret(v, r.base),
+                     "a random string of 32 characters or more, e.g. from `openssl rand "
+                     "-base64 33`, as env:NAME, file:PATH or the value itself"),
         language=r.choice("language", LANGUAGES, "id"),
         allowed_domains=tuple(d.lower() for d in r.get(
             "allowed_domains", [], _text_list, "a list of domains like contoh.co.id")),
         timezone=r.get("timezone", "Asia/Jakarta", _zone, "a time zone like Asia/Jakarta"),
         admin=r.address("admin", ""),
+        reply_address=r.choice("reply_address", ("plus", "plain"), "plus"),
+        reopen_days=r.get("reopen_days", 7, _days, "a whole number of days, 0 or more"),
+        require_authentication=r.boolean("require_authentication", False),
+        authserv_ids=tuple(r.get("authserv_ids", [], _text_list,
+                                 "a list of the authserv-ids of your own mail servers")),
     )
+    if service.require_authentication and not service.authserv_ids:
+        r.fail("require_authentication", "require_authentication needs service.authserv_ids",
+               "add 'authserv_ids: [mx.contoh.co.id]', the name your mail server writes "
+               "first in Authentication-Results headers")
+    return service
 
 
 def _text_list(value: Any) -> list[str]:
@@ -410,7 +441,8 @@ def load(path: Path) -> Config:
     problems = located.check_keys(top, TOP_KEYS, "the config")
     sections = {
         "service": ("address", "name", "allowed_domains", "secret", "language", "timezone",
-                    "admin"),
+                    "admin", "reply_address", "reopen_days", "require_authentication",
+                    "authserv_ids"),
         "inbox": (*INBOX_KEYS, "path"),
         "outgoing": ("kind", "path", *SERVER_KEYS),
         "database": ("url",),

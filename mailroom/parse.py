@@ -13,32 +13,18 @@ from datetime import datetime
 from email.header import decode_header
 from email.message import Message
 from email.utils import getaddresses, parseaddr, parsedate_to_datetime
-from html.parser import HTMLParser
 from typing import Any
 
 import mailparser
-from mailparser_reply import EmailReplyParser
 
+from mailroom import language, quotes
 from mailroom.errors import MessageError
+from mailroom.htmltext import html_to_text
 
 log = logging.getLogger(__name__)
 logging.getLogger("mailparser").setLevel(logging.CRITICAL)
 
 MESSAGE_ID = re.compile(r"<[^<>\s]+>")
-INDONESIAN = frozenset(
-    "yang dan saya tidak untuk dengan mohon terima kasih bapak ibu sudah belum bisa ini itu "
-    "ada dari pada akan kami kita atau juga agar dapat karena sebagai bagian tolong minta "
-    "selamat pagi siang sore hormat salam apakah bagaimana mengapa kapan sejak hari bulan".split()
-)
-ENGLISH = frozenset(
-    "the and i my to is are was not for with please thanks thank you have has can could would "
-    "this that it of in on be dear hello hi regards since when how why what been will from".split()
-)
-WORD = re.compile(r"[^\W\d_]+", re.UNICODE)
-QUOTE_HEADER = re.compile(
-    r"^\s*(pada\b.{0,200}\bmenulis\s*:|-{2,}\s*pesan (asli|terusan)\s*-{2,}|"
-    r"dari\s*:.*\n\s*(dikirim|tanggal)\s*:)", re.IGNORECASE | re.MULTILINE)
-REPLY_PARSER = EmailReplyParser(languages=["en", "de", "fr", "es", "nl"])
 
 
 @dataclass(frozen=True)
@@ -106,10 +92,10 @@ def parse(raw: bytes, default_language: str = "id") -> Inbound:
         delivered_to=_addresses(headers, "delivered-to") + _addresses(headers, "x-original-to"),
         subject=" ".join(subject.split()),
         text=text,
-        new_text=new_text(text),
+        new_text=quotes.new_text(text, subject),
         attachments=_attachments(parsed),
         headers=headers,
-        language=detect_language(f"{subject}\n{text}", default_language),
+        language=language.detect(f"{subject}\n{text}", default_language),
         in_reply_to=_first_id(_first(headers, "in-reply-to")),
         references=tuple(MESSAGE_ID.findall(_first(headers, "references"))),
         date=_date(_first(headers, "date")),
@@ -264,65 +250,3 @@ def _attachment_bytes(item: dict[str, Any]) -> bytes:
         except ValueError:
             return payload.encode("utf-8", "replace") if isinstance(payload, str) else b""
     return payload.encode("utf-8", "replace") if isinstance(payload, str) else bytes(payload)
-
-
-def new_text(text: str) -> str:
-    """The text without quoted history and signature: what the author wrote this time."""
-    match = QUOTE_HEADER.search(text)
-    head = text[:match.start()] if match else text
-    try:
-        latest = REPLY_PARSER.parse_reply(text=head)
-    except Exception:  # the reply parser is heuristics over regexes; never let it stop intake
-        latest = None
-    kept = latest if latest and latest.strip() else head
-    return "\n".join(line for line in kept.split("\n") if not line.startswith(">")).strip()
-
-
-def detect_language(text: str, default: str) -> str:
-    """'id' or 'en' by counting common words of each; `default` when neither shows."""
-    words = [w.lower() for w in WORD.findall(text[:4000])]
-    indonesian = sum(w in INDONESIAN for w in words)
-    english = sum(w in ENGLISH for w in words)
-    if indonesian == english:
-        return default
-    return "id" if indonesian > english else "en"
-
-
-class _TextExtractor(HTMLParser):
-    BLOCKS = frozenset("p div br li tr h1 h2 h3 h4 h5 h6 table ul ol blockquote pre hr".split())
-    SKIP = frozenset(("script", "style", "head", "title"))
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.parts: list[str] = []
-        self.skipping = 0
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in self.SKIP:
-            self.skipping += 1
-        elif tag in self.BLOCKS:
-            self.parts.append("\n")
-        if tag == "li":
-            self.parts.append("- ")
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in self.SKIP:
-            self.skipping = max(0, self.skipping - 1)
-        elif tag in self.BLOCKS:
-            self.parts.append("\n")
-
-    def handle_data(self, data: str) -> None:
-        if not self.skipping:
-            self.parts.append(re.sub(r"[ \t\r\n\xa0]+", " ", data))
-
-
-def html_to_text(html: str) -> str:
-    """Readable plain text from an HTML body: blocks become lines, scripts and styles vanish."""
-    extractor = _TextExtractor()
-    try:
-        extractor.feed(html)
-        extractor.close()
-    except (AssertionError, ValueError):
-        pass
-    lines = (line.strip() for line in "".join(extractor.parts).split("\n"))
-    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+SECRET = "test-secret-of-thirty-two-characters"
 DEPARTMENTS = textwrap.dedent("""\
     departments:
       hr: {name: Human Resources, address: hr@contoh.co.id, members: [rina@contoh.co.id],
@@ -30,7 +31,7 @@ def site(folder: Path, inbox: str = "{kind: maildir, path: inbox}",
     config = folder / "mailroom.yaml"
     config.write_text(textwrap.dedent(f"""\
         service: {{address: layanan@contoh.co.id, name: Layanan Internal,
-                  allowed_domains: {allowed}, secret: test-secret, language: id}}
+                  allowed_domains: {allowed}, secret: {SECRET}, language: id}}
         inbox: {inbox}
         outgoing: {outgoing}
         database: {{url: "sqlite:///mailroom.db"}}

@@ -9,11 +9,12 @@ import pytest
 from mailroom import config, guard
 from mailroom.parse import Inbound, parse
 from tests import corpus
+from tests.sites import SECRET
 
 SERVICE = config.Service(address="layanan@contoh.co.id", name="Layanan",
-                         secret=config.Secret("s"), allowed_domains=("contoh.co.id",))
+                         secret=config.Secret(SECRET), allowed_domains=("contoh.co.id",))
 OPEN_SERVICE = config.Service(address="layanan@contoh.co.id", name="Layanan",
-                              secret=config.Secret("s"))
+                              secret=config.Secret(SECRET))
 
 
 def inbound(sender: str = "rina@contoh.co.id", **headers: str) -> Inbound:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from mailroom.errors import MessageError
-from mailroom.parse import detect_language, html_to_text, parse, synthetic_message_id
+from mailroom.parse import parse, synthetic_message_id
 from tests import corpus
 
 CORPUS = corpus.files()
@@ -95,17 +95,3 @@ def test_thread_hints_and_recipients() -> None:
 def test_empty_input_is_refused() -> None:
     with pytest.raises(MessageError):
         parse(b"\r\n\r\n")
-
-
-@pytest.mark.parametrize(("text", "language"), [
-    ("Selamat pagi, slip gaji saya bulan ini belum diterima. Mohon bantuannya, terima kasih.",
-     "id"),
-    ("Hello, my laptop will not start since this morning. Could you please help?", "en"),
-    ("Laptop", "id"),  # nothing to tell from: the service default
-])
-def test_language_detection(text: str, language: str) -> None:
-    assert detect_language(text, default="id") == language
-
-
-def test_html_to_text_keeps_list_items_apart() -> None:
-    assert html_to_text("<ul><li>satu</li><li>dua</li></ul>") == "- satu\n\n- dua"
