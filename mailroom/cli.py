@@ -265,15 +265,16 @@ def list_requests(args: argparse.Namespace) -> int:
     with db.transaction() as session:
         found = session.scalars(select(Request).order_by(Request.id.desc()).limit(args.limit))
         rows = [_request_row(r, config) for r in found]
-    print(table(["reference", "requester", "subject", "department", "rule", "status", "due"],
-                rows))
+    print(table(["reference", "requester", "subject", "department", "rule", "status", "assignee",
+                 "due", "transfers"], rows))
     return 0
 
 
 def _request_row(request: Request, config: config_file.Config) -> list[str]:
     due = sla.local_time(request.due_at, config.service.zone, "en")
     return [request.reference, request.requester, _cut(request.subject, 40), request.department,
-            f"{request.rule} @{request.rules_version}", request.status, due]
+            f"{request.rule} @{request.rules_version}", request.status, request.assignee or "-",
+            due, str(request.transfers)]
 
 
 def _cut(text: str, width: int) -> str:

@@ -10,20 +10,22 @@ from email.utils import format_datetime, formataddr
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import jinja2
 from jinja2.sandbox import SandboxedEnvironment
 
-from mailroom import sla, thread
+from mailroom import sla, thread, workflow
 from mailroom.config import Department, Service, Sla
 from mailroom.errors import ConfigError, Problem
 from mailroom.parse import Attachment, Inbound
-from mailroom.store.models import Request
+from mailroom.store.models import Event, Request
 
-TEMPLATES = ("ack", "forward")
+TEMPLATES = ("ack", "forward", "relay", "update", "transferred", "transfer", "notice", "commands")
 LANGUAGES = ("en", "id")
 BLOCKS = ("subject", "text", "html")
-AUTO_SUBMITTED = {"ack": "auto-replied"}
+# relay and update carry a person's words: no Auto-Submitted, so they read as the person's mail
+AUTO_SUBMITTED = {"ack": "auto-replied", "commands": "auto-replied", "relay": "", "update": ""}
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,8 @@ class Mail:
     language: str
     template_set: str
     recipients: tuple[str, ...]
+    cc: tuple[str, ...]
+    from_name: str
     message_id: str
     in_reply_to: str
     reference: str
@@ -88,8 +92,8 @@ class Composer:
     def _problems(self, template_set: str, name: str, language: str) -> list[Problem]:
         file = str(self.path / template_set / language / f"{name}.j2")
         try:
-            rendered = self.render(name, language, sample_context(self.service, language),
-                                   template_set)
+            rendered = [self.render(name, language, values, template_set)
+                        for values in sample_contexts(self.service, language, name)]
         except jinja2.TemplateNotFound:
             return [Problem(file, 0, 0, "template missing", f"copy it from {language}/ of the "
                                                             "shipped templates/emails")]
@@ -98,7 +102,7 @@ class Composer:
         except Exception as exc:  # any other error while rendering is the template's mistake
             return [Problem(file, _template_line(exc), 1, f"template error: {exc}",
                             "the variables a template may use are listed in docs/templates.md")]
-        if not rendered.subject or not rendered.text:
+        if not all(r.subject and r.text for r in rendered):
             return [Problem(file, 1, 1, "template renders an empty subject or text",
                             "define {% block subject %} and {% block text %}")]
         return []
@@ -120,8 +124,10 @@ class Composer:
         rendered = self.render(mail.template, mail.language, mail.context,
                                mail.template_set if mail.template_set in self.envs else "")
         message = EmailMessage()
-        message["From"] = formataddr((self.service.name, self.service.address))
+        message["From"] = formataddr((" ".join(mail.from_name.split()), self.service.address))
         message["To"] = ", ".join(mail.recipients)
+        if mail.cc:
+            message["Cc"] = ", ".join(mail.cc)
         message["Subject"] = f"[{mail.reference}] {rendered.subject}"
         message["Date"] = format_datetime(mail.date.astimezone(UTC))
         message["Message-ID"] = mail.message_id
@@ -129,7 +135,9 @@ class Composer:
         if mail.in_reply_to:
             message["In-Reply-To"] = mail.in_reply_to
             message["References"] = mail.in_reply_to
-        message["Auto-Submitted"] = AUTO_SUBMITTED.get(mail.template, "auto-generated")
+        auto_submitted = AUTO_SUBMITTED.get(mail.template, "auto-generated")
+        if auto_submitted:
+            message["Auto-Submitted"] = auto_submitted
         message["X-Auto-Response-Suppress"] = "All"
         message["X-Mailroom-Reference"] = mail.reference
         message.set_content(rendered.text)
@@ -154,27 +162,54 @@ def _template_line(exc: BaseException) -> int:
 
 
 def context(request: Request, department: Department, inbound: Inbound | None,
-            service: Service, language: str) -> dict[str, Any]:
-    """The variables every template may use (docs/templates.md lists them)."""
-    zone = service.zone
-    return {
-        "service": SimpleNamespace(name=service.name, address=service.address),
-        "request": SimpleNamespace(
-            reference=request.reference, subject=request.subject or "(no subject)",
-            priority=request.priority, requester=request.requester,
-            requester_name=request.requester_name, rule=request.rule,
-            rules_version=request.rules_version,
-            created=sla.local_time(request.created_at, zone, language),
-            first_response_due=sla.local_time(request.first_response_due_at, zone, language),
-            due=sla.local_time(request.due_at, zone, language),
-        ),
+            service: Service, language: str, detail: dict[str, Any]) -> dict[str, Any]:
+    """The variables every template may use (docs/templates.md lists them).
+
+    `detail` is what the workflow recorded for this one mail (`reply`, `transfer`, `notice`,
+    `commands`); each of its keys becomes a variable of its own.
+    """
+    values = {
+        "service": SimpleNamespace(name=service.name, address=service.address,
+                                   reopen_days=service.reopen_days),
+        "request": _request_context(request, service.zone, language),
         "department": SimpleNamespace(
             key=department.key, name=department.name, address=department.address,
             first_response=sla.in_words(department.sla.first_response, language),
             resolution=sla.in_words(department.sla.resolution, language),
         ),
         "message": _message_context(inbound, request),
+        "history": [_entry(e, service.zone, language) for e in workflow.history(request)],
     }
+    values.update({key: _namespace(value) for key, value in detail.items() if key != "from_name"})
+    return values
+
+
+def _request_context(request: Request, zone: ZoneInfo, language: str) -> SimpleNamespace:
+    return SimpleNamespace(
+        reference=request.reference, subject=request.subject or "(no subject)",
+        priority=request.priority, status=request.status, requester=request.requester,
+        requester_name=request.requester_name, rule=request.rule,
+        rules_version=request.rules_version, assignee=request.assignee,
+        transfers=request.transfers, solution=request.solution,
+        previous=request.previous.reference if request.previous else "",
+        created=sla.local_time(request.created_at, zone, language),
+        first_response_due=sla.local_time(request.first_response_due_at, zone, language),
+        due=sla.local_time(request.due_at, zone, language),
+    )
+
+
+def _entry(entry: workflow.Entry, zone: ZoneInfo, language: str) -> SimpleNamespace:
+    return SimpleNamespace(at=sla.local_time(entry.at, zone, language), actor=entry.actor,
+                           kind=entry.kind, text=entry.text, detail=_namespace(entry.detail))
+
+
+def _namespace(value: Any) -> Any:
+    """Mappings as namespaces, so templates write reply.text and never meet dict methods."""
+    if isinstance(value, dict):
+        return SimpleNamespace(**{str(k): _namespace(v) for k, v in value.items()})
+    if isinstance(value, list):
+        return [_namespace(v) for v in value]
+    return value
 
 
 def _message_context(inbound: Inbound | None, request: Request) -> SimpleNamespace:
@@ -186,21 +221,53 @@ def _message_context(inbound: Inbound | None, request: Request) -> SimpleNamespa
                            attachments=list(inbound.attachments))
 
 
-def sample_context(service: Service, language: str) -> dict[str, Any]:
-    """Values shaped like real ones, to check templates when they are loaded."""
+SAMPLE_MOVE = {"from_key": "it", "from_name": "IT Support", "to_key": "finance",
+               "to_name": "Finance", "reason": "<about> an invoice", "by": "agus@example.org",
+               "by_name": "Agus"}
+SAMPLE_REPLY = {"author": "agus@example.org", "author_name": "Agus", "department": "IT Support",
+                "role": "requester", "text": "Line one\n<b>not bold</b>", "note": "<Toner>"}
+SAMPLE_NOTICE = {"sender": "x@example.org", "reason": "<no> token", "subject": "<subject>",
+                 "text": "#resolve", "assignee": "agus@example.org", **SAMPLE_MOVE}
+SAMPLE_PROBLEMS = [{"line": f"#x <{kind}>", "kind": kind, "value": "<x>", "choices": ["a", "b"]}
+                   for kind in ("unknown command", "unknown department", "same department",
+                                "unknown member", "unknown priority", "missing text",
+                                "already open")]
+# Each template is checked with every variant of what the workflow records for it.
+SAMPLE_DETAILS: dict[str, list[dict[str, Any]]] = {
+    "relay": [{"reply": {**SAMPLE_REPLY, "change": change}}
+              for change in ("", "waiting", "resolved")],
+    "update": [{"reply": {**SAMPLE_REPLY, "role": role, "change": change}}
+               for role, change in (("requester", ""), ("requester", "reopened"),
+                                    ("requester", "resumed"), ("cc", ""), ("other", ""))],
+    "transferred": [{"transfer": SAMPLE_MOVE}, {"transfer": {**SAMPLE_MOVE, "reason": ""}}],
+    "transfer": [{"transfer": SAMPLE_MOVE}, {"transfer": {**SAMPLE_MOVE, "reason": ""}}],
+    "notice": [{"notice": {**SAMPLE_NOTICE, "kind": kind}}
+               for kind in ("refused", "transferred", "assigned")],
+    "commands": [{"commands": {"help": True, "problems": []}},
+                 {"commands": {"help": False, "problems": SAMPLE_PROBLEMS}}],
+}
+
+
+def sample_contexts(service: Service, language: str, template: str) -> list[dict[str, Any]]:
+    """Values shaped like real ones, one set per variant, to check templates when loaded."""
     now = datetime(2026, 1, 5, 2, 0, tzinfo=UTC)
     request = Request(id=1, subject="<Sample> request", requester="someone@example.org",
                       requester_name="", language=language, department="sample",
-                      priority="normal", rule="sample rule", rules_version="0123456789ab",
-                      created_at=now,
-                      first_response_due_at=now + timedelta(hours=4),
+                      priority="normal", status="open", rule="sample rule",
+                      rules_version="0123456789ab", created_at=now, assignee="", transfers=0,
+                      solution="", first_response_due_at=now + timedelta(hours=4),
                       due_at=now + timedelta(days=3))
+    request.previous = Request(id=0)
+    for kind in workflow.HISTORY:
+        request.events.append(Event(at=now, kind=kind, actor="agus@example.org",
+                                    detail={"text": "<internal> note", **SAMPLE_MOVE}))
     department = Department("sample", "Sample Department", "dept@example.org",
                             Sla(timedelta(hours=4), timedelta(days=3)))
     inbound = Inbound(message_id="<sample@example.org>", sender="someone@example.org",
                       subject="<Sample> request", text="Line one\n<b>not bold</b>",
                       attachments=(Attachment("file.pdf", "application/pdf", 1234),))
-    return context(request, department, inbound, service, language)
+    return [context(request, department, inbound, service, language, detail)
+            for detail in SAMPLE_DETAILS.get(template, [{}])]
 
 
 def reply_address(request: Request, service: Service) -> str:

@@ -312,8 +312,8 @@ def _service(r: Reader) -> Service:
         reply_address=r.choice("reply_address", ("plus", "plain"), "plus"),
         reopen_days=r.get("reopen_days", 7, _days, "a whole number of days, 0 or more"),
         require_authentication=r.boolean("require_authentication", False),
-        authserv_ids=tuple(r.get("authserv_ids", [], _text_list,
-                                 "a list of the authserv-ids of your own mail servers")),
+        authserv_ids=tuple(name.lower() for name in r.get(
+            "authserv_ids", [], _text_list, "a list of the authserv-ids of your own mail servers")),
     )
     if service.require_authentication and not service.authserv_ids:
         r.fail("require_authentication", "require_authentication needs service.authserv_ids",

@@ -69,10 +69,15 @@ def mailing_list(inbound: Inbound, service: Service) -> str | None:
 
 
 def own_address(inbound: Inbound, service: Service) -> str | None:
-    local, _, domain = service.address.partition("@")
-    sender_local, _, sender_domain = inbound.sender.partition("@")
-    same = sender_domain == domain and sender_local.split("+")[0] == local
+    same = is_service_address(inbound.sender, service)
     return "sent by this service itself (a loop)" if same else None
+
+
+def is_service_address(address: str, service: Service) -> bool:
+    """The service address itself, or one of its sub-addresses (layanan+...@)."""
+    local, _, domain = service.address.partition("@")
+    other_local, _, other_domain = address.lower().partition("@")
+    return other_domain == domain and other_local.split("+")[0] == local
 
 
 def stranger(inbound: Inbound, service: Service) -> str | None:
@@ -96,3 +101,36 @@ def check(inbound: Inbound, service: Service) -> Verdict:
         if reason:
             return Verdict(False, reason)
     return Verdict(True)
+
+
+def authenticated(inbound: Inbound, authserv_ids: tuple[str, ...]) -> bool:
+    """Whether one of our own servers vouches for the sender: DKIM or SPF pass for its domain.
+
+    Only Authentication-Results headers (RFC 8601) whose authserv-id is ours count; the
+    passing domain must be the sender's domain or a parent of it.
+    """
+    domain = inbound.sender.rpartition("@")[2]
+    for header in inbound.headers.get("authentication-results", ()):
+        server, _, results = header.partition(";")
+        ours = server.split()[:1] and server.split()[0].lower() in authserv_ids
+        if ours and any(_aligned(d, domain) for d in _passing_domains(results)):
+            return True
+    return False
+
+
+def _passing_domains(results: str) -> list[str]:
+    """Domains of the dkim=pass and spf=pass results in one Authentication-Results value."""
+    found = []
+    for result in results.split(";"):
+        words = result.replace("(", " (").split()
+        if not words or words[0].lower() not in ("dkim=pass", "spf=pass"):
+            continue
+        for word in words[1:]:
+            name, _, value = word.partition("=")
+            if name.lower() in ("header.d", "header.i", "smtp.mailfrom"):
+                found.append(value.rpartition("@")[2].strip(";").lower())
+    return found
+
+
+def _aligned(passing: str, sender_domain: str) -> bool:
+    return bool(passing) and (sender_domain == passing or sender_domain.endswith("." + passing))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
@@ -73,19 +74,27 @@ class Intake:
             reason = f"duplicate of message #{duplicate.id} (same Message-ID)"
             return _record(session, _message(item, inbound, IGNORED, reason, self.clock))
         verdict = guard.check(inbound, self.config.service)
+        found = thread.find(session, inbound, self.config)
         if not verdict.answer:
-            return _record(session, _message(item, inbound, IGNORED, verdict.reason, self.clock))
-        request = thread.find(session, inbound, self.config.service)
-        if request is not None:
-            message = _message(item, inbound, REPLY, "", self.clock)
-            workflow.add_message(request, inbound, message, now)
+            message = _message(item, inbound, IGNORED, verdict.reason, self.clock)
+            if found.request is not None:
+                workflow.record_automatic(found.request, inbound, message, verdict.reason, now)
             return _record(session, message)
+        if found.request is not None and not workflow.starts_anew(
+                found, inbound.sender, self.config, now):
+            message = _message(item, inbound, REPLY, f"by {found.by}", self.clock)
+            workflow.continue_request(session, found, inbound, message, self.config, now)
+            return _record(session, message)
+        return self._open(session, item, inbound, found, now)
+
+    def _open(self, session: Session, item: Item, inbound: Inbound, found: thread.Thread,
+              now: datetime) -> Outcome:
         route = rules.route(self.ruleset, inbound, now)
         if route.ignore is not None:
             reason = f"rule {route.rule!r}: {route.ignore}"
             return _record(session, _message(item, inbound, IGNORED, reason, self.clock))
         message = _message(item, inbound, NEW_REQUEST, f"rule {route.rule!r}", self.clock)
-        workflow.open_request(session, inbound, message, route, self.config, now)
+        workflow.open_request(session, inbound, message, route, self.config, now, found)
         return _record(session, message)
 
     def _quarantine(self, item: Item, reason: str) -> Outcome:
@@ -129,6 +138,7 @@ def _message(item: Item, inbound: Inbound | None, outcome: str, reason: str,
         sender=inbound.sender if inbound else "",
         subject=inbound.subject if inbound else "",
         text=inbound.text if inbound else "",
+        new_text=inbound.new_text if inbound else "",
         outcome=outcome, reason=reason, mailbox=item.mailbox,
         uidvalidity=item.uidvalidity, uid=item.uid, raw=item.raw, created_at=clock.now(),
     )

@@ -19,13 +19,15 @@ from mailroom.clock import Clock
 from mailroom.compose import Composer, Mail
 from mailroom.config import Config, Outgoing, Server
 from mailroom.errors import TransientError
+from mailroom.parse import Inbound
 from mailroom.sources.imap import tls_context
 from mailroom.store.db import Database
-from mailroom.store.models import Event
+from mailroom.store.models import Event, Message
 from mailroom.store.models import Outgoing as Queued
 
 log = logging.getLogger(__name__)
 MAX_BACKOFF = timedelta(hours=1)
+CARRYING = ("forward", "transfer", "relay", "update")  # mails that carry their message's files
 
 
 class PermanentError(Exception):
@@ -157,7 +159,7 @@ class Outbox:
                 return "sent"
             try:
                 message = self._message(row)
-                self.transport.send(_envelope_from(row, self.config), list(row.recipients),
+                self.transport.send(_envelope_from(row, self.config), [*row.recipients, *row.cc],
                                     message)
             except TransientError as exc:
                 self._defer(row, str(exc))
@@ -177,16 +179,18 @@ class Outbox:
         department = self.config.departments.get(request.department)
         if department is None:
             raise LookupError(f"department {request.department!r} is no longer configured")
-        inbound = parse.parse(row.inbound.raw) if row.inbound and row.inbound.raw else None
+        inbound = _parsed(_about(row))
+        service = self.config.service
         return Mail(
             template=row.template, language=row.language, template_set=request.template_set,
-            recipients=tuple(row.recipients), message_id=row.message_id,
-            in_reply_to=row.in_reply_to, reference=request.reference,
-            reply_to=compose.reply_address(request, self.config.service),
+            recipients=tuple(row.recipients), cc=tuple(row.cc),
+            from_name=str(row.detail.get("from_name") or service.name),
+            message_id=row.message_id, in_reply_to=row.in_reply_to,
+            reference=request.reference, reply_to=compose.reply_address(request, service),
             date=row.created_at,
-            context=compose.context(request, department, inbound, self.config.service,
-                                    row.language),
-            attachments=inbound.attachments if inbound and row.template == "forward" else (),
+            context=compose.context(request, department, inbound, service, row.language,
+                                    row.detail),
+            attachments=inbound.attachments if inbound and row.template in CARRYING else (),
         )
 
     def _defer(self, row: Queued, error: str) -> None:
@@ -206,14 +210,25 @@ class Outbox:
     def _sent(self, row: Queued) -> str:
         now = self.clock.now()
         row.status, row.sent_at, row.attempts = "sent", now, row.attempts + 1
-        _event(row, "mail sent", now, template=row.template, to=list(row.recipients))
+        _event(row, "mail sent", now, template=row.template, to=[*row.recipients, *row.cc])
         log.info("%s %s sent to %s", row.request.reference, row.template, ", ".join(row.recipients))
         return "sent"
 
 
 def _envelope_from(row: Queued, config: Config) -> str:
     """Automatic replies go with a null return path (RFC 3834), so bounces cannot loop."""
-    return "" if row.template == "ack" else config.service.address
+    return "" if row.template in ("ack", "commands") else config.service.address
+
+
+def _about(row: Queued) -> Message | None:
+    """The inbound message a mail is about: a transfer is about the request as first written."""
+    if row.template == "transfer" and row.request.messages:
+        return row.request.messages[0]
+    return row.inbound
+
+
+def _parsed(message: Message | None) -> Inbound | None:
+    return parse.parse(message.raw) if message is not None and message.raw else None
 
 
 def _event(row: Queued, kind: str, at: datetime, **detail: object) -> None:

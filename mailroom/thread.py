@@ -5,60 +5,148 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+import secrets
+from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from mailroom.config import Service
+from mailroom.config import Config, Service
 from mailroom.parse import Inbound
-from mailroom.store.models import Outgoing, Request
+from mailroom.store.models import Message, Request
 
-SUBJECT_TAG = re.compile(r"\[REQ-(\d{6,})\]")
+TOKEN_LENGTH = 24  # hex digits of a reply address's token: 96 bits
+SIGNATURE_LENGTH = 20  # hex digits of a Message-ID's signature: 80 bits, short enough to
+# keep "Message-ID: <REQ-000123.transferred.<nonce>.<signature>@domain>" on one line
+REFERENCE = r"REQ-(\d{1,12})"
+SUBJECT_TAG = re.compile(rf"\[{REFERENCE}\]", re.IGNORECASE)
+OUR_MESSAGE_ID = re.compile(
+    rf"^<({REFERENCE}\.[a-z_]+\.[0-9a-f]+)\.([0-9a-f]{{{SIGNATURE_LENGTH}}})@([^<>@\s]+)>$",
+    re.IGNORECASE)
+
+# How a message was found to continue a request, strongest first.
+ADDRESS, OUR_MESSAGE, THEIR_MESSAGE, SUBJECT = (
+    "signed reply address", "our Message-ID", "a Message-ID on the request", "subject tag")
+# Who the sender is to a request.
+REQUESTER, CC, STAFF, WATCHER, OTHER = "requester", "cc", "staff", "watcher", "other"
 
 
-def token(reference: str, secret: str) -> str:
+@dataclass(frozen=True)
+class Thread:
+    """The request a message continues, how that was found, or a request it only mentions."""
+
+    request: Request | None = None
+    by: str = ""
+    mentioned: Request | None = None  # named by a stranger: linked, never joined
+
+    @property
+    def trusted(self) -> bool:
+        """Found by a key only this service can make: staff may give commands through it."""
+        return self.by in (ADDRESS, OUR_MESSAGE)
+
+
+def _key(secret: str, purpose: str) -> bytes:
+    """A key for one purpose, derived from the service secret."""
+    return hmac.new(secret.encode(), f"mailroom {purpose}".encode(), hashlib.sha256).digest()
+
+
+def _sign(text: str, service: Service, purpose: str, length: int) -> str:
+    key = _key(service.secret.reveal(), purpose)
+    return hmac.new(key, text.upper().encode(), hashlib.sha256).hexdigest()[:length]
+
+
+def token(reference: str, service: Service) -> str:
     """The signature that proves a reply address was made by this service for `reference`."""
-    digest = hmac.new(secret.encode(), reference.encode(), hashlib.sha256).hexdigest()
-    return digest[:12]
+    return _sign(reference, service, "reply address", TOKEN_LENGTH)
 
 
 def reply_address(reference: str, service: Service) -> str:
-    """'layanan+REQ-000123.<token>@contoh.co.id': replies to it reach request REQ-000123."""
+    """'layanan+REQ-000123.<token>@contoh.co.id', or the service address in `plain` mode."""
+    if service.reply_address == "plain":
+        return service.address
     local, _, domain = service.address.partition("@")
-    return f"{local}+{reference}.{token(reference, service.secret.reveal())}@{domain}"
+    return f"{local}+{reference}.{token(reference, service)}@{domain}"
 
 
-def _by_signed_address(inbound: Inbound, service: Service) -> int | None:
+def message_id(reference: str, kind: str, service: Service) -> str:
+    """A new Message-ID of ours for a mail about `reference`: random, and signed."""
+    body = f"{reference}.{kind}.{secrets.token_hex(3)}"
+    domain = service.address.rpartition("@")[2]
+    return f"<{body}.{_sign(body, service, 'message id', SIGNATURE_LENGTH)}@{domain}>"
+
+
+def our_reference(message_id: str, service: Service) -> str | None:
+    """The reference in a Message-ID this service made, or None for anyone else's."""
+    match = OUR_MESSAGE_ID.match(message_id)
+    if match is None or match.group(4).lower() != service.address.rpartition("@")[2]:
+        return None
+    signed = hmac.compare_digest(match.group(3).lower(),
+                                 _sign(match.group(1), service, "message id", SIGNATURE_LENGTH))
+    return f"REQ-{match.group(2)}" if signed else None
+
+
+def role(request: Request, sender: str, config: Config) -> str:
+    """What `sender` is to `request`: requester, cc, staff of its department, watcher, other."""
+    department = config.departments.get(request.department)
+    staff = {department.address, *department.members, department.manager} if department else set()
+    if sender == request.requester:
+        return REQUESTER
+    if sender in staff:
+        return STAFF
+    if sender in request.cc:
+        return CC
+    return WATCHER if sender in request.watchers else OTHER
+
+
+def find(session: Session, inbound: Inbound, config: Config) -> Thread:
+    """The request this message continues; otherwise a request it mentions, if any."""
+    service = config.service
+    signed = _by_signed_address(session, inbound, service)
+    if signed is not None:
+        return Thread(signed, ADDRESS)
+    mentioned = None
+    for how, request in _candidates(session, inbound, service):
+        if role(request, inbound.sender, config) != OTHER:
+            return Thread(request, how)
+        mentioned = mentioned or request
+    return Thread(mentioned=mentioned)
+
+
+def _by_signed_address(session: Session, inbound: Inbound, service: Service) -> Request | None:
     local, _, domain = service.address.partition("@")
-    pattern = re.compile(rf"^{re.escape(local)}\+(REQ-(\d+))\.([0-9a-f]+)@{re.escape(domain)}$")
+    pattern = re.compile(rf"^{re.escape(local)}\+({REFERENCE})\.([0-9a-f]+)@{re.escape(domain)}$",
+                         re.IGNORECASE)
     for address in inbound.recipients:
         match = pattern.match(address)
-        if match and hmac.compare_digest(
-                match.group(3), token(match.group(1), service.secret.reveal())):
-            return int(match.group(2))
+        if match and hmac.compare_digest(match.group(3).lower(),
+                                         token(match.group(1), service)):
+            return session.get(Request, int(match.group(2)))
     return None
 
 
-def _by_message_ids(session: Session, inbound: Inbound) -> int | None:
-    ids = [i for i in (inbound.in_reply_to, *inbound.references) if i]
+def _candidates(session: Session, inbound: Inbound,
+                service: Service) -> list[tuple[str, Request]]:
+    """Requests the message names, by our Message-IDs, then theirs, then the subject tag."""
+    ids = [i for i in (inbound.in_reply_to, *reversed(inbound.references)) if i]
+    found: list[tuple[str, int]] = []
+    for reference in filter(None, (our_reference(i, service) for i in ids)):
+        found.append((OUR_MESSAGE, _number(reference)))
+    found += [(THEIR_MESSAGE, number) for number in _requests_of(session, ids)]
+    tag = SUBJECT_TAG.search(inbound.subject)
+    if tag:
+        found.append((SUBJECT, int(tag.group(1))))
+    requests = [(how, session.get(Request, number)) for how, number in found]
+    return [(how, request) for how, request in requests if request is not None]
+
+
+def _requests_of(session: Session, ids: list[str]) -> list[int]:
     if not ids:
-        return None
-    found = session.scalars(
-        select(Outgoing.request_id).where(Outgoing.message_id.in_(ids)).limit(1)).first()
-    return found
+        return []
+    query = (select(Message.request_id).where(Message.direction == "in",
+                                              Message.message_id.in_(ids),
+                                              Message.request_id.is_not(None)))
+    return [number for number in session.scalars(query) if number is not None]
 
 
-def _by_subject_tag(session: Session, inbound: Inbound) -> int | None:
-    match = SUBJECT_TAG.search(inbound.subject)
-    if not match:
-        return None
-    request = session.get(Request, int(match.group(1)))
-    return request.id if request and request.requester == inbound.sender else None
-
-
-def find(session: Session, inbound: Inbound, service: Service) -> Request | None:
-    """The request this message continues, or None for a new request."""
-    request_id = (_by_signed_address(inbound, service)
-                  or _by_message_ids(session, inbound)
-                  or _by_subject_tag(session, inbound))
-    return session.get(Request, request_id) if request_id else None
+def _number(reference: str) -> int:
+    return int(reference.partition("-")[2])

@@ -1,68 +1,513 @@
-"""A request's life: opened from a routed message, what follows recorded, its mail queued."""
+"""A request's life: opened, replied to, worked by staff with #commands, transferred, resolved."""
 
 from __future__ import annotations
 
-from datetime import datetime
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from mailroom import sla
-from mailroom.config import Config
+from mailroom import guard, sla, thread
+from mailroom.config import Config, Department
 from mailroom.parse import Inbound
 from mailroom.rules import Route
+from mailroom.rules.model import PRIORITIES
 from mailroom.store.models import Event, Message, Outgoing, Request
+from mailroom.thread import REQUESTER, STAFF, Thread
 
+OPEN, WAITING, RESOLVED, CLOSED = "open", "waiting", "resolved", "closed"
+STAFF_TEMPLATES = ("forward", "transfer", "update", "notice", "commands")
+ALIASES = {"tugaskan": "assign", "tunggu": "waiting", "selesai": "resolve", "alihkan": "transfer",
+           "prioritas": "priority", "catatan": "note", "tutup": "close", "buka": "reopen",
+           "bantuan": "help"}
+COMMAND_LINE = re.compile(r"^#([^\W\d_]+)\b[\s:]*(.*)$")
+ME = ("me", "saya")
+
+
+@dataclass(frozen=True)
+class Command:
+    """One `#command` line at the top of a staff reply."""
+
+    name: str  # the English name, whatever alias was written
+    argument: str
+    written: str
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One message on an open request, and everything needed to act on it."""
+
+    session: Session
+    request: Request
+    inbound: Inbound
+    message: Message
+    config: Config
+    now: datetime
+
+    @property
+    def department(self) -> Department | None:
+        return self.config.departments.get(self.request.department)
+
+
+@dataclass
+class Effects:
+    """What a staff reply's commands decided beyond the request itself."""
+
+    change: str = ""  # what the requester is told besides the text: waiting or resolved
+    note: str = ""  # the reason or the solution that goes with it
+    mails: list[Callable[[], None]] = field(default_factory=list)  # queued after the relay
+
+
+# -- opening a request ----------------------------------------------------------------------
 
 def open_request(session: Session, inbound: Inbound, message: Message, route: Route,
-                 config: Config, now: datetime) -> Request:
-    """A new request from `message`, its events, and its acknowledgment and forward queued."""
+                 config: Config, now: datetime, previous: Thread | None = None) -> Request:
+    """A new request from `message`, its events, and its acknowledgment and forward queued.
+
+    `previous` is the thread of an older request it follows up (after that one was closed)
+    or only mentions (a stranger quoting a reference); either is linked in the events.
+    """
     department = config.departments[route.department]
-    first_response = route.first_response or department.sla.first_response
-    resolution = route.resolution or department.sla.resolution
     request = Request(
-        subject=inbound.subject, requester=inbound.sender, requester_name=inbound.sender_name,
-        language=inbound.language or config.service.language, department=department.key,
+        subject=_subject(inbound, previous), requester=inbound.sender,
+        requester_name=inbound.sender_name, department=department.key,
+        language=inbound.language or config.service.language,
         priority=route.priority, category=route.category, tags=list(route.tags),
-        watchers=list(route.watchers), template_set=route.templates, rule=route.rule,
-        rules_version=route.rules_version, created_at=now,
-        first_response_due_at=sla.due_at(now, first_response),
-        due_at=sla.due_at(now, resolution),
+        watchers=list(route.watchers), cc=_colleagues(inbound, config),
+        template_set=route.templates, rule=route.rule, rules_version=route.rules_version,
+        created_at=now, first_response_due_at=sla.due_at(now, _target(route, department)[0]),
+        due_at=sla.due_at(now, _target(route, department)[1]),
     )
     session.add(request)
     request.messages.append(message)
     session.flush()
-    request.events.append(Event(at=now, kind="opened", actor=inbound.sender,
-                                detail={"message_id": inbound.message_id}))
-    request.events.append(Event(at=now, kind="routed", detail=_routing(route)))
-    domain = config.service.address.rpartition("@")[2]
-    _queue(session, request, message, "ack", request.language, (request.requester,), domain)
-    _queue(session, request, message, "forward", config.service.language,
-           (department.address, *route.watchers), domain)
+    turn = Turn(session, request, inbound, message, config, now)
+    _event(turn, "opened", message=message.id, message_id=inbound.message_id)
+    _event(turn, "routed", **_routing(route))
+    _link(turn, previous)
+    _queue(turn, "ack", request.language, (request.requester,))
+    _queue(turn, "forward", config.service.language, (department.address, *route.watchers))
     return request
 
 
-def add_message(request: Request, inbound: Inbound, message: Message, now: datetime) -> None:
-    """Record a further message on an existing request (relaying it is a later stage)."""
-    request.messages.append(message)
-    request.events.append(Event(at=now, kind="message", actor=inbound.sender,
-                                detail={"message_id": inbound.message_id}))
+def _subject(inbound: Inbound, previous: Thread | None) -> str:
+    """A follow-up keeps the subject it follows; any other loses tags of other requests."""
+    if previous is not None and previous.request is not None:
+        return previous.request.subject
+    return " ".join(thread.SUBJECT_TAG.sub(" ", inbound.subject).split())
 
 
-def _routing(route: Route) -> dict[str, object]:
+def _target(route: Route, department: Department) -> tuple[timedelta, timedelta]:
+    """The first-response and resolution targets: a rule's, else the department's."""
+    return (route.first_response or department.sla.first_response,
+            route.resolution or department.sla.resolution)
+
+
+def _colleagues(inbound: Inbound, config: Config) -> list[str]:
+    """Who the requester copied: they hear the department's answers too."""
+    staff = _all_staff(config)
+    return [a for a in dict.fromkeys(inbound.to + inbound.cc) if a != inbound.sender
+            and a not in staff and not guard.is_service_address(a, config.service)]
+
+
+def _all_staff(config: Config) -> set[str]:
+    return {a for d in config.departments.values()
+            for a in (d.address, *d.members, d.manager) if a}
+
+
+def _link(turn: Turn, previous: Thread | None) -> None:
+    if previous is None:
+        return
+    if previous.request is not None:
+        turn.request.previous_id = previous.request.id
+        _event(turn, "linked", previous=previous.request.reference)
+        previous.request.events.append(Event(at=turn.now, kind="followed up", detail={
+            "by": turn.request.reference}))
+    elif previous.mentioned is not None:
+        _event(turn, "linked", mentions=previous.mentioned.reference,
+               why="the sender is not on that request")
+
+
+def _routing(route: Route) -> dict[str, Any]:
     return {"department": route.department, "priority": route.priority, "rule": route.rule,
             "rules_version": route.rules_version, "category": route.category,
             "tags": list(route.tags), "watchers": list(route.watchers),
             "trace": [f"{s.rule}: {s.why}" for s in route.trace]}
 
 
-def _queue(session: Session, request: Request, message: Message, template: str, language: str,
-           recipients: tuple[str, ...], domain: str) -> None:
-    now = request.created_at
-    outgoing = Outgoing(
+# -- a message on an existing request -------------------------------------------------------
+
+def starts_anew(found: Thread, sender: str, config: Config, now: datetime) -> bool:
+    """Whether the requester's message opens a new request instead of continuing this one.
+
+    A closed request stays closed; a resolved one reopens within `service.reopen_days`.
+    """
+    request = found.request
+    if request is None or sender != request.requester:
+        return False
+    if request.status == CLOSED:
+        return True
+    window = timedelta(days=config.service.reopen_days)
+    return request.status == RESOLVED and (request.resolved_at or now) + window < now
+
+
+def continue_request(session: Session, found: Thread, inbound: Inbound, message: Message,
+                     config: Config, now: datetime) -> None:
+    """Record `message` on its request and act on it: relay, commands, reopen."""
+    assert found.request is not None
+    turn = Turn(session, found.request, inbound, message, config, now)
+    turn.request.messages.append(message)
+    session.flush()
+    who = thread.role(turn.request, inbound.sender, config)
+    if who == STAFF:
+        _from_staff(turn, found)
+    elif who == REQUESTER:
+        _from_requester(turn)
+    else:
+        _event(turn, "message", message=message.id, role=who, threaded_by=found.by)
+        _queue_update(turn, who, "")
+
+
+def record_automatic(request: Request, inbound: Inbound, message: Message, reason: str,
+                     now: datetime) -> None:
+    """An auto-reply (out of office, a bounce) on a request: recorded, never relayed."""
+    request.messages.append(message)
+    request.events.append(Event(at=now, kind="automatic reply", actor=inbound.sender,
+                                detail={"reason": reason, "message_id": inbound.message_id}))
+
+
+def _from_requester(turn: Turn) -> None:
+    request, change = turn.request, ""
+    if request.status == WAITING:
+        request.status, change = OPEN, "resumed"
+    elif request.status == RESOLVED:
+        request.status, request.resolved_at, change = OPEN, None, "reopened"
+    _event(turn, "message", message=turn.message.id, role=REQUESTER)
+    if change:
+        _event(turn, change)
+    _queue_update(turn, REQUESTER, change)
+
+
+def _queue_update(turn: Turn, who: str, change: str) -> None:
+    """The message, stripped, to the assignee or the department (and the rule's cc)."""
+    request, department = turn.request, turn.department
+    if department is None:
+        return
+    detail = {"reply": {"author": turn.inbound.sender, "author_name": turn.inbound.sender_name,
+                        "role": who, "text": turn.inbound.new_text, "change": change},
+              "from_name": _via(turn.inbound.sender_name or turn.inbound.sender, "", turn)}
+    _queue(turn, "update", turn.config.service.language,
+           (request.assignee or department.address, *request.watchers), detail)
+
+
+def _via(name: str, department: str, turn: Turn) -> str:
+    """'Agus Wijaya (IT Support) via Layanan Internal': who wrote, through the service."""
+    who = f"{name} ({department})" if department else name
+    return f"{who} via {turn.config.service.name}"
+
+
+# -- staff replies and their commands -------------------------------------------------------
+
+def _from_staff(turn: Turn, found: Thread) -> None:
+    refusal = _refusal(turn, found)
+    if refusal:
+        _refuse(turn, refusal)
+        return
+    commands, text = split_commands(turn.inbound.new_text)
+    problems = [p for c in commands for p in _problems(turn, c, text)]
+    if problems:
+        _event(turn, "commands refused", role=STAFF, problems=problems)
+        _answer(turn, problems, helping=False)
+        return
+    notes = [c for c in commands if c.name == "note"]
+    _event(turn, "message", message=turn.message.id, role=STAFF, internal=bool(notes),
+           commands=[c.written for c in commands])
+    if notes:  # a note makes the whole message internal: nothing of it reaches the requester
+        _event(turn, "note", text="\n".join(filter(None, [*(c.argument for c in notes), text])))
+        text = ""
+    effects = Effects()
+    for command in commands:
+        APPLY[command.name](turn, command, text, effects)
+    if text or effects.change or (turn.inbound.attachments and not notes):
+        _relay(turn, text, effects)
+    for queue in effects.mails:
+        queue()
+
+
+def split_commands(text: str) -> tuple[list[Command], str]:
+    """The `#command` lines at the top of a reply, and the text below them."""
+    lines = text.split("\n")
+    commands = []
+    while lines and (not lines[0].strip() or COMMAND_LINE.match(lines[0].strip())):
+        match = COMMAND_LINE.match(lines.pop(0).strip())
+        if match:
+            name = match.group(1).lower()
+            commands.append(Command(ALIASES.get(name, name), match.group(2).strip(),
+                                    match.group(0)))
+    return commands, "\n".join(lines).strip()
+
+
+def _refusal(turn: Turn, found: Thread) -> str:
+    """Why a staff message may not act on the request, or '' when it may."""
+    if not found.trusted:
+        return "it reached neither a signed reply address nor replied to mailroom's mail"
+    service = turn.config.service
+    if service.require_authentication and not guard.authenticated(
+            turn.inbound, service.authserv_ids):
+        return "no DKIM or SPF pass for the sender's domain from " + ", ".join(
+            service.authserv_ids)
+    return ""
+
+
+def _refuse(turn: Turn, reason: str) -> None:
+    """Record the refusal and tell the department, never the apparent sender."""
+    _event(turn, "refused", sender=turn.inbound.sender, reason=reason)
+    department = turn.department
+    if department is not None:
+        _queue(turn, "notice", turn.config.service.language, (department.address,),
+               {"notice": {"kind": "refused", "sender": turn.inbound.sender, "reason": reason,
+                           "subject": turn.inbound.subject,
+                           "text": turn.inbound.new_text[:2000]}})
+
+
+def _problems(turn: Turn, command: Command, text: str) -> list[dict[str, Any]]:
+    check = CHECKS.get(command.name)
+    problem = check(turn, command, text) if check else {"kind": "unknown command"}
+    return [{"line": command.written, **problem}] if problem else []
+
+
+def _check_assign(turn: Turn, command: Command, text: str) -> dict[str, Any] | None:
+    if _member(turn, command.argument):
+        return None
+    return {"kind": "unknown member", "value": command.argument,
+            "choices": sorted(_members(turn.department))}
+
+
+def _check_transfer(turn: Turn, command: Command, text: str) -> dict[str, Any] | None:
+    key = command.argument.partition(" ")[0].lower()
+    if key and key in turn.config.departments and key != turn.request.department:
+        return None
+    kind = "same department" if key == turn.request.department else "unknown department"
+    return {"kind": kind, "value": key, "choices": sorted(turn.config.departments)}
+
+
+def _check_priority(turn: Turn, command: Command, text: str) -> dict[str, Any] | None:
+    if command.argument.lower() in PRIORITIES:
+        return None
+    return {"kind": "unknown priority", "value": command.argument, "choices": list(PRIORITIES)}
+
+
+def _check_text(turn: Turn, command: Command, text: str) -> dict[str, Any] | None:
+    return None if command.argument or text else {"kind": "missing text"}
+
+
+def _check_reopen(turn: Turn, command: Command, text: str) -> dict[str, Any] | None:
+    return None if turn.request.status in (RESOLVED, CLOSED) else {"kind": "already open"}
+
+
+def _check_nothing(turn: Turn, command: Command, text: str) -> dict[str, Any] | None:
+    return None
+
+
+def _member(turn: Turn, name: str) -> str:
+    """The staff address `name` stands for: an address, its local part, or me/saya."""
+    name = name.strip().lower()
+    if name in ME:
+        return turn.inbound.sender
+    found = [a for a in _members(turn.department) if name in (a, a.partition("@")[0])]
+    return found[0] if len(found) == 1 else ""
+
+
+def _members(department: Department | None) -> set[str]:
+    if department is None:
+        return set()
+    return {a for a in (*department.members, department.manager) if a}
+
+
+def _assign(turn: Turn, command: Command, text: str, effects: Effects) -> None:
+    member = _member(turn, command.argument)
+    turn.request.assignee = member
+    _event(turn, "assigned", assignee=member)
+    if member != turn.inbound.sender:
+        detail = {"notice": {"kind": "assigned", "by": turn.inbound.sender, "assignee": member}}
+        effects.mails.append(lambda: _queue(turn, "notice", turn.config.service.language,
+                                            (member,), detail))
+
+
+def _waiting(turn: Turn, command: Command, text: str, effects: Effects) -> None:
+    turn.request.status = WAITING
+    _event(turn, "waiting", reason=command.argument)
+    effects.change, effects.note = "waiting", command.argument
+
+
+def _resolve(turn: Turn, command: Command, text: str, effects: Effects) -> None:
+    request = turn.request
+    request.status, request.resolved_at = RESOLVED, turn.now
+    request.solution = command.argument or text
+    _event(turn, "resolved", solution=request.solution)
+    effects.change, effects.note = "resolved", command.argument
+
+
+def _priority(turn: Turn, command: Command, text: str, effects: Effects) -> None:
+    level = command.argument.lower()
+    _event(turn, "priority", was=turn.request.priority, now=level)
+    turn.request.priority = level
+
+
+def _note(turn: Turn, command: Command, text: str, effects: Effects) -> None:
+    """Recorded before the commands run (see _from_staff): nothing more to do."""
+
+
+def _close(turn: Turn, command: Command, text: str, effects: Effects) -> None:
+    turn.request.status = CLOSED
+    _event(turn, "closed")
+
+
+def _reopen(turn: Turn, command: Command, text: str, effects: Effects) -> None:
+    turn.request.status, turn.request.resolved_at = OPEN, None
+    _event(turn, "reopened")
+
+
+def _help(turn: Turn, command: Command, text: str, effects: Effects) -> None:
+    _event(turn, "help")
+    effects.mails.append(lambda: _answer(turn, [], helping=True))
+
+
+def _transfer(turn: Turn, command: Command, text: str, effects: Effects) -> None:
+    """Hand the request, with its history, to another department; tell all three parties."""
+    key, _, reason = command.argument.partition(" ")
+    request, old = turn.request, turn.department
+    new = turn.config.departments[key.lower()]
+    request.department, request.assignee, request.status = new.key, "", OPEN
+    request.transfers += 1
+    request.first_response_at = None
+    request.first_response_due_at = sla.due_at(turn.now, new.sla.first_response)
+    request.due_at = sla.due_at(turn.now, new.sla.resolution)
+    moved = {"from_key": old.key if old else "", "from_name": old.name if old else "",
+             "to_key": new.key, "to_name": new.name, "reason": reason.strip(),
+             "by": turn.inbound.sender, "by_name": turn.inbound.sender_name}
+    _event(turn, "transferred", **moved)
+    language = turn.config.service.language
+    effects.mails.append(lambda: _queue(turn, "transfer", language, (new.address,),
+                                        {"transfer": moved}))
+    effects.mails.append(lambda: _queue(turn, "transferred", request.language,
+                                        (request.requester,), {"transfer": moved},
+                                        cc=tuple(request.cc)))
+    if old is not None:
+        effects.mails.append(lambda: _queue(turn, "notice", language, (old.address,),
+                                            {"notice": {"kind": "transferred", **moved}}))
+
+
+APPLY: dict[str, Callable[[Turn, Command, str, Effects], None]] = {
+    "assign": _assign, "waiting": _waiting, "resolve": _resolve, "transfer": _transfer,
+    "priority": _priority, "note": _note, "close": _close, "reopen": _reopen, "help": _help,
+}
+CHECKS: dict[str, Callable[[Turn, Command, str], dict[str, Any] | None]] = {
+    "assign": _check_assign, "waiting": _check_text, "resolve": _check_nothing,
+    "transfer": _check_transfer, "priority": _check_priority, "note": _check_text,
+    "close": _check_nothing, "reopen": _check_reopen, "help": _check_nothing,
+}
+
+
+def _answer(turn: Turn, problems: list[dict[str, Any]], helping: bool) -> None:
+    """The command list, and what was wrong, to the staff member who wrote."""
+    _queue(turn, "commands", turn.config.service.language, (turn.inbound.sender,),
+           {"commands": {"problems": problems, "help": helping}})
+
+
+def _relay(turn: Turn, text: str, effects: Effects) -> None:
+    """The department's words (and a status change) to the requester and their colleagues."""
+    request, department = turn.request, turn.department
+    name = department.name if department else request.department
+    author = turn.inbound.sender_name or turn.inbound.sender.partition("@")[0]
+    detail = {"reply": {"author": turn.inbound.sender, "author_name": author,
+                        "department": name, "text": text, "change": effects.change,
+                        "note": effects.note},
+              "from_name": _via(author, name, turn)}
+    _queue(turn, "relay", request.language, (request.requester,), detail, cc=tuple(request.cc))
+    if request.first_response_at is None:
+        request.first_response_at = turn.now
+        _event(turn, "first response")
+
+
+# -- history and the outbox -----------------------------------------------------------------
+
+HISTORY = ("opened", "message", "note", "assigned", "waiting", "resolved", "transferred",
+           "priority", "closed", "reopened", "linked")
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One step of a request's history as people read it: who did what, and the words."""
+
+    at: datetime
+    actor: str
+    kind: str
+    text: str
+    detail: dict[str, Any]
+
+
+def history(request: Request) -> list[Entry]:
+    """The request's story in order: messages (stripped, without commands), notes, changes."""
+    texts = {m.id: m for m in request.messages}
+    entries = []
+    for event in request.events:
+        if event.kind not in HISTORY:
+            continue
+        message = texts.get(event.detail.get("message", 0))
+        text = _said(message, event) if message is not None else _event_text(event)
+        entries.append(Entry(event.at, event.actor, event.kind, text, dict(event.detail)))
+    return entries
+
+
+def _said(message: Message, event: Event) -> str:
+    if event.detail.get("internal"):
+        return ""
+    text = message.new_text or message.text
+    return split_commands(text)[1] if event.detail.get("role") == STAFF else text
+
+
+def _event_text(event: Event) -> str:
+    keys = {"note": "text", "waiting": "reason", "resolved": "solution", "transferred": "reason"}
+    return str(event.detail.get(keys.get(event.kind, ""), ""))
+
+
+def _event(turn: Turn, kind: str, **detail: Any) -> None:
+    actor = turn.inbound.sender if kind not in ("routed", "first response") else "mailroom"
+    turn.request.events.append(Event(at=turn.now, kind=kind, actor=actor, detail=detail))
+
+
+def _queue(turn: Turn, template: str, language: str, recipients: tuple[str, ...],
+           detail: dict[str, Any] | None = None, cc: tuple[str, ...] = ()) -> None:
+    """One mail about the request, sent after this transaction commits."""
+    recipients = tuple(dict.fromkeys(r for r in recipients if r))
+    if not recipients:
+        return
+    request = turn.request
+    turn.session.add(Outgoing(
         request_id=request.id, template=template, language=language,
-        recipients=list(recipients),
-        message_id=f"<{request.reference}.{template}.{message.id}@{domain}>",
-        in_reply_to=message.message_id, inbound_id=message.id,
-        created_at=now, next_attempt_at=now,
-    )
-    session.add(outgoing)
+        recipients=list(recipients), cc=[c for c in cc if c not in recipients],
+        detail=detail or {},
+        message_id=thread.message_id(request.reference, template, turn.config.service),
+        in_reply_to=_in_reply_to(turn, template), inbound_id=turn.message.id,
+        created_at=turn.now, next_attempt_at=turn.now,
+    ))
+
+
+def _in_reply_to(turn: Turn, template: str) -> str:
+    """What the mail answers, so clients thread it: for staff the forward, else the request."""
+    if template == "commands":
+        return turn.inbound.message_id
+    if template in STAFF_TEMPLATES and template != "forward":
+        forward = turn.session.scalars(
+            select(Outgoing.message_id).where(Outgoing.request_id == turn.request.id,
+                                              Outgoing.template.in_(("forward", "transfer")))
+            .order_by(Outgoing.id.desc()).limit(1)).first()
+        if forward:
+            return forward
+    first = turn.request.messages[0] if turn.request.messages else turn.message
+    return first.message_id

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -49,16 +49,21 @@ def test_ingest_answers_75_on_a_broken_config(tmp_path: Path) -> None:
 
 def test_run_stops_cleanly_on_sigterm_and_reloads_on_sighup(tmp_path: Path) -> None:
     config = site(tmp_path)
-    process = subprocess.Popen([sys.executable, "-m", "mailroom", "--config", str(config), "run"],
-                               stderr=subprocess.PIPE)
-    try:
-        time.sleep(1.5)
-        process.send_signal(signal.SIGHUP)
-        time.sleep(1.0)
-        process.send_signal(signal.SIGTERM)
-        _, err = process.communicate(timeout=15)
-    finally:
-        process.kill()
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notify:
+        notify.bind(str(tmp_path / "notify"))
+        notify.settimeout(30)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "mailroom", "--config", str(config), "run"],
+            stderr=subprocess.PIPE, env={**os.environ, "NOTIFY_SOCKET": str(tmp_path / "notify")})
+        try:
+            assert notify.recv(64) == b"READY=1"  # what systemd waits for (Type=notify)
+            process.send_signal(signal.SIGHUP)
+            assert notify.recv(64) == b"RELOADING=1"
+            assert notify.recv(64) == b"READY=1"
+            process.send_signal(signal.SIGTERM)
+            _, err = process.communicate(timeout=15)
+        finally:
+            process.kill()
     assert process.returncode == 0
     log = err.decode()
     assert "reloaded" in log and "then stopping" in log

@@ -117,7 +117,9 @@ def test_a_reply_to_the_acknowledgment_joins_its_request(config: Path) -> None:
     deliver(config, request_mail(subject=f"Re: {ack['Subject']}", body="Ini tambahannya.",
                                  In_Reply_To=ack["Message-ID"], To=ack["Reply-To"]))
     daemon = run(config)
-    assert len(sent(config)) == 2  # no new acknowledgment
+    update = sent(config)[-1]  # no new acknowledgment: the addition goes to the department
+    assert update["To"] == "hr@contoh.co.id" and "Ini tambahannya." in str(
+        update.get_body(("plain",)).get_content())  # type: ignore[union-attr]
     assert count(daemon, Request) == 1
     assert count(daemon, Message, Message.outcome == REPLY) == 1
     assert count(daemon, Event, Event.kind == "message") == 1

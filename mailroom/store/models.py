@@ -62,9 +62,17 @@ class Request(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     first_response_due_at: Mapped[datetime] = mapped_column(UtcDateTime)
     due_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+    assignee: Mapped[str] = mapped_column(String(320), default="")
+    cc: Mapped[list[str]] = mapped_column(JSON, default=list)  # the requester's colleagues
+    first_response_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    resolved_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    solution: Mapped[str] = mapped_column(Text, default="")
+    transfers: Mapped[int] = mapped_column(Integer, default=0)
+    previous_id: Mapped[int | None] = mapped_column(ForeignKey("requests.id"))
 
     messages: Mapped[list[Message]] = relationship(back_populates="request", order_by="Message.id")
     events: Mapped[list[Event]] = relationship(back_populates="request", order_by="Event.id")
+    previous: Mapped[Request | None] = relationship(remote_side=[id])
 
     @property
     def reference(self) -> str:
@@ -89,6 +97,7 @@ class Message(Base):
     sender: Mapped[str] = mapped_column(String(320), default="")
     subject: Mapped[str] = mapped_column(Text, default="")
     text: Mapped[str] = mapped_column(Text, default="")
+    new_text: Mapped[str] = mapped_column(Text, default="")  # without quotes and signature
     outcome: Mapped[str] = mapped_column(String(16), index=True)
     reason: Mapped[str] = mapped_column(Text, default="")
     mailbox: Mapped[str | None] = mapped_column(String(500))
@@ -134,6 +143,8 @@ class Outgoing(Base):
     template: Mapped[str] = mapped_column(String(64))
     language: Mapped[str] = mapped_column(String(8))
     recipients: Mapped[list[str]] = mapped_column(JSON)
+    cc: Mapped[list[str]] = mapped_column(JSON, default=list)
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # what the template adds
     message_id: Mapped[str] = mapped_column(String(998), unique=True)
     in_reply_to: Mapped[str] = mapped_column(String(998), default="")
     inbound_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"))
