@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import traceback
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -13,6 +14,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import jinja2
+import jinja2.bccache
 from jinja2.sandbox import SandboxedEnvironment
 
 from mailroom import sla, thread, workflow
@@ -26,6 +28,34 @@ LANGUAGES = ("en", "id")
 BLOCKS = ("subject", "text", "html")
 # relay and update carry a person's words: no Auto-Submitted, so they read as the person's mail
 AUTO_SUBMITTED = {"ack": "auto-replied", "commands": "auto-replied", "relay": "", "update": ""}
+
+
+class _CompiledTemplates(jinja2.FileSystemBytecodeCache):
+    """Compiled templates kept on disk by their source's checksum (in a private 0700 folder).
+
+    `ingest` from an MTA pipe and every start check all templates; compiling them is most of
+    that work. A cache that cannot be written only makes the next start slower.
+    """
+
+    def get_bucket(self, environment: jinja2.Environment, name: str, filename: str | None,
+                   source: str) -> jinja2.bccache.Bucket:
+        """Keyed by the source, not its path: a copied template folder is still compiled."""
+        checksum = self.get_source_checksum(source)
+        return super().get_bucket(environment, name, checksum, source)
+
+    def dump_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+        with contextlib.suppress(OSError):
+            super().dump_bytecode(bucket)
+
+
+def _compiled_templates() -> jinja2.BytecodeCache | None:
+    try:
+        return _CompiledTemplates(pattern="mailroom-%s.cache")  # apart from other programs'
+    except (OSError, RuntimeError):  # no private temporary folder to be had
+        return None
+
+
+BYTECODE = _compiled_templates()
 
 
 @dataclass(frozen=True)
@@ -79,7 +109,7 @@ class Composer:
         return SandboxedEnvironment(
             loader=jinja2.FileSystemLoader([*folders, str(self.path)]),
             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
-            autoescape=False, keep_trailing_newline=False,
+            autoescape=False, keep_trailing_newline=False, bytecode_cache=BYTECODE,
         )
 
     def check(self) -> None:

@@ -26,6 +26,7 @@ ALIASES = {"tugaskan": "assign", "tunggu": "waiting", "selesai": "resolve", "ali
            "bantuan": "help"}
 COMMAND_LINE = re.compile(r"^#([^\W\d_]+)\b[\s:]*(.*)$")
 ME = ("me", "saya")
+NOTE_RUN = 5  # words in a row that a relayed line shares with an internal note to be cut
 
 
 @dataclass(frozen=True)
@@ -232,10 +233,32 @@ def _from_staff(turn: Turn, found: Thread) -> None:
     effects = Effects()
     for command in commands:
         APPLY[command.name](turn, command, text, effects)
+    text = _without_notes(text, turn.request)
     if text or effects.change or (turn.inbound.attachments and not notes):
         _relay(turn, text, effects)
     for queue in effects.mails:
         queue()
+
+
+def _without_notes(text: str, request: Request) -> str:
+    """The text cut where it repeats an internal note: a quote the stripping did not see.
+
+    A line repeats a note when five words in a row of it are five words in a row of the note.
+    """
+    notes = [f" {' '.join(_words(str(e.detail.get('text', ''))))} " for e in request.events
+             if e.kind == "note"]
+    lines = text.split("\n")
+    for number, line in enumerate(lines):
+        words = _words(line)
+        runs = (" " + " ".join(words[i:i + NOTE_RUN]) + " "
+                for i in range(len(words) - NOTE_RUN + 1))
+        if any(run in note for run in runs for note in notes):
+            return "\n".join(lines[:number]).strip()
+    return text
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"\w+", text.casefold())
 
 
 def split_commands(text: str) -> tuple[list[Command], str]:

@@ -193,6 +193,17 @@ def collapsed(text: str) -> str:
     return " ".join(text.split())
 
 
+@pytest.mark.parametrize("name", ["forwarded-invoice-id.eml", "forwarded-outlook-en.eml"])
+def test_a_forwarded_mail_is_content_that_rules_route_on(desk: Desk, name: str) -> None:
+    raw = (REPLIES / name).read_bytes()
+    subject = next(line for line in raw.split(b"\n") if line.startswith(b"Subject:"))
+    desk.deliver(raw.replace(subject, b"Subject: Fwd: mohon dibantu"))  # only the body tells
+    assert desk.request().department == "finance"
+    stripped = desk.last_inbound().new_text
+    assert collapsed(stripped) == collapsed(EXPECTED[name]["new_text"])
+    assert collapsed(stripped) in collapsed(text_of(desk.last_to(FINANCE)))
+
+
 def test_the_requesters_reply_goes_to_the_assignee_with_its_attachment(desk: Desk) -> None:
     _, forward = desk.open()
     desk.reply(forward, AGUS, "#assign agus\nBisa kirim foto layarnya, Pak?")
@@ -320,6 +331,17 @@ def test_a_note_never_reaches_the_requester(desk: Desk) -> None:
     request = desk.request()
     note = next(e for e in request.events if e.kind == "note")
     assert note.detail["text"] == "pemohon ini sering lupa charger\nJangan bilang ke dia ya."
+
+
+def test_a_note_quoted_without_quote_marks_is_cut_from_the_relay(desk: Desk) -> None:
+    forward = staff_command(desk, "#catatan vendor menagih dua kali untuk adaptor yang sama, "
+                                  "jangan dibayar dulu")
+    desk.reply(forward, AGUS, "Pak Budi, adaptornya datang besok.\n\nRiwayat:\n"
+                              "Catatan internal: vendor menagih dua kali untuk\n"
+                              "adaptor yang sama, jangan dibayar dulu")
+    relayed = text_of(desk.last_to(BUDI))
+    assert "adaptornya datang besok" in relayed
+    assert "menagih" not in relayed and "jangan dibayar" not in relayed
 
 
 def test_help_answers_the_staff_member_with_the_command_list(desk: Desk) -> None:
