@@ -192,11 +192,13 @@ def _template_line(exc: BaseException) -> int:
 
 
 def context(request: Request, department: Department, inbound: Inbound | None,
-            service: Service, language: str, detail: dict[str, Any]) -> dict[str, Any]:
+            service: Service, language: str, detail: dict[str, Any],
+            attachments: tuple[Attachment, ...] = ()) -> dict[str, Any]:
     """The variables every template may use (docs/templates.md lists them).
 
     `detail` is what the workflow recorded for this one mail (`reply`, `transfer`, `notice`,
-    `commands`); each of its keys becomes a variable of its own.
+    `commands`); each of its keys becomes a variable of its own. `attachments` are the files
+    this mail carries (`message.attachments`).
     """
     values = {
         "service": SimpleNamespace(name=service.name, address=service.address,
@@ -207,10 +209,11 @@ def context(request: Request, department: Department, inbound: Inbound | None,
             first_response=sla.in_words(department.sla.first_response, language),
             resolution=sla.in_words(department.sla.resolution, language),
         ),
-        "message": _message_context(inbound, request),
+        "message": _message_context(inbound, request, attachments),
         "history": [_entry(e, service.zone, language) for e in workflow.history(request)],
     }
-    values.update({key: _namespace(value) for key, value in detail.items() if key != "from_name"})
+    values.update({key: _namespace(value) for key, value in detail.items()
+                   if key not in ("from_name", "attachments")})
     return values
 
 
@@ -242,37 +245,49 @@ def _namespace(value: Any) -> Any:
     return value
 
 
-def _message_context(inbound: Inbound | None, request: Request) -> SimpleNamespace:
+def _message_context(inbound: Inbound | None, request: Request,
+                     attachments: tuple[Attachment, ...]) -> SimpleNamespace:
     if inbound is None:
         return SimpleNamespace(sender=request.requester, sender_name=request.requester_name,
-                               subject=request.subject, text="", attachments=[])
+                               subject=request.subject, text="", attachments=list(attachments))
     return SimpleNamespace(sender=inbound.sender, sender_name=inbound.sender_name,
                            subject=inbound.subject, text=inbound.text,
-                           attachments=list(inbound.attachments))
+                           attachments=list(attachments))
 
 
 SAMPLE_MOVE = {"from_key": "it", "from_name": "IT Support", "to_key": "finance",
                "to_name": "Finance", "reason": "<about> an invoice", "by": "agus@example.org",
                "by_name": "Agus"}
-SAMPLE_REPLY = {"author": "agus@example.org", "author_name": "Agus", "department": "IT Support",
-                "role": "requester", "text": "Line one\n<b>not bold</b>", "note": "<Toner>"}
-SAMPLE_NOTICE = {"sender": "x@example.org", "reason": "<no> token", "subject": "<subject>",
-                 "text": "#resolve", "assignee": "agus@example.org", **SAMPLE_MOVE}
+SAMPLE_TOLD = {k: v for k, v in SAMPLE_MOVE.items() if k != "reason"}
+SAMPLE_RELAY = {"author": "agus@example.org", "author_name": "Agus", "department": "IT Support",
+                "text": "Line one\n<b>not bold</b>", "note": "<Toner>"}
+SAMPLE_UPDATE = {"author": "someone@example.org", "author_name": "Someone",
+                 "text": "Line one\n<b>not bold</b>"}
+SAMPLE_REFUSED = {"kind": "refused", "sender": "x@example.org", "reason": "<no> token",
+                  "subject": "<subject>", "text": "#resolve"}
 SAMPLE_PROBLEMS = [{"line": f"#x <{kind}>", "kind": kind, "value": "<x>", "choices": ["a", "b"]}
                    for kind in ("unknown command", "unknown department", "same department",
-                                "unknown member", "unknown priority", "missing text",
-                                "already open")]
-# Each template is checked with every variant of what the workflow records for it.
+                                "unknown member", "unknown priority")]
+SAMPLE_PROBLEMS += [{"line": "#x", "kind": kind} for kind in ("missing text", "already open",
+                                                              "closed")]
+SAMPLE_PROBLEMS += [{"line": "#resolve\n#close", "kind": "conflict"},
+                    {"line": "", "kind": "nothing to send"}]
+# Each template is checked with every variant of what the workflow records for it, in the
+# exact shape it records: a template that reads a key a real mail lacks fails the check.
 SAMPLE_DETAILS: dict[str, list[dict[str, Any]]] = {
-    "relay": [{"reply": {**SAMPLE_REPLY, "change": change}}
+    "relay": [{"reply": {**SAMPLE_RELAY, "change": change}}
               for change in ("", "waiting", "resolved")],
-    "update": [{"reply": {**SAMPLE_REPLY, "role": role, "change": change}}
+    "update": [{"reply": {**SAMPLE_UPDATE, "role": role, "change": change}}
                for role, change in (("requester", ""), ("requester", "reopened"),
-                                    ("requester", "resumed"), ("cc", ""), ("other", ""))],
-    "transferred": [{"transfer": SAMPLE_MOVE}, {"transfer": {**SAMPLE_MOVE, "reason": ""}}],
+                                    ("requester", "resumed"), ("cc", "reopened"),
+                                    ("watcher", ""), ("other", ""))],
+    "transferred": [{"transfer": SAMPLE_TOLD}],
     "transfer": [{"transfer": SAMPLE_MOVE}, {"transfer": {**SAMPLE_MOVE, "reason": ""}}],
-    "notice": [{"notice": {**SAMPLE_NOTICE, "kind": kind}}
-               for kind in ("refused", "transferred", "assigned")],
+    "notice": [{"notice": {**SAMPLE_REFUSED, "requester_copied": copied}}
+               for copied in (False, True)]
+    + [{"notice": {"kind": "transferred", **SAMPLE_MOVE}},
+       {"notice": {"kind": "assigned", "by": "agus@example.org",
+                   "assignee": "maya@example.org"}}],
     "commands": [{"commands": {"help": True, "problems": []}},
                  {"commands": {"help": False, "problems": SAMPLE_PROBLEMS}}],
 }
@@ -296,8 +311,8 @@ def sample_contexts(service: Service, language: str, template: str) -> list[dict
     inbound = Inbound(message_id="<sample@example.org>", sender="someone@example.org",
                       subject="<Sample> request", text="Line one\n<b>not bold</b>",
                       attachments=(Attachment("file.pdf", "application/pdf", 1234),))
-    return [context(request, department, inbound, service, language, detail)
-            for detail in SAMPLE_DETAILS.get(template, [{}])]
+    return [context(request, department, inbound, service, language, detail,
+                    inbound.attachments) for detail in SAMPLE_DETAILS.get(template, [{}])]
 
 
 def reply_address(request: Request, service: Service) -> str:

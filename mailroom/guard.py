@@ -106,15 +106,15 @@ def check(inbound: Inbound, service: Service) -> Verdict:
 def authenticated(inbound: Inbound, authserv_ids: tuple[str, ...]) -> bool:
     """Whether one of our own servers vouches for the sender: DKIM or SPF pass for its domain.
 
-    Only Authentication-Results headers (RFC 8601) whose authserv-id is ours count; the
-    passing domain must be the sender's domain or a parent of it.
+    Only the topmost Authentication-Results header (RFC 8601) that names one of our
+    authserv-ids counts: our server writes it last, above any a sender wrote themselves.
+    The passing domain must be the sender's domain or a parent of it.
     """
     domain = inbound.sender.rpartition("@")[2]
     for header in inbound.headers.get("authentication-results", ()):
         server, _, results = header.partition(";")
-        ours = server.split()[:1] and server.split()[0].lower() in authserv_ids
-        if ours and any(_aligned(d, domain) for d in _passing_domains(results)):
-            return True
+        if server.split()[:1] and server.split()[0].lower() in authserv_ids:
+            return any(_aligned(d, domain) for d in _passing_domains(results))
     return False
 
 

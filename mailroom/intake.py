@@ -75,10 +75,12 @@ class Intake:
             return _record(session, _message(item, inbound, IGNORED, reason, self.clock))
         verdict = guard.check(inbound, self.config.service)
         found = thread.find(session, inbound, self.config)
+        if found.request is not None and found.request.department not in self.config.departments:
+            workflow.adopt(found.request, self.ruleset.fallback.department or "", now)
         if not verdict.answer:
             message = _message(item, inbound, IGNORED, verdict.reason, self.clock)
             if found.request is not None:
-                workflow.record_automatic(found.request, inbound, message, verdict.reason, now)
+                workflow.record_ignored(found.request, inbound, message, verdict.reason, now)
             return _record(session, message)
         if found.request is not None and not workflow.starts_anew(
                 found, inbound.sender, self.config, now):

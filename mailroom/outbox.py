@@ -14,12 +14,12 @@ from typing import Protocol
 import jinja2
 from sqlalchemy import select
 
-from mailroom import compose, parse
+from mailroom import compose, parse, workflow
 from mailroom.clock import Clock
 from mailroom.compose import Composer, Mail
 from mailroom.config import Config, Outgoing, Server
 from mailroom.errors import TransientError
-from mailroom.parse import Inbound
+from mailroom.parse import Attachment, Inbound
 from mailroom.sources.imap import tls_context
 from mailroom.store.db import Database
 from mailroom.store.models import Event, Message
@@ -180,6 +180,7 @@ class Outbox:
         if department is None:
             raise LookupError(f"department {request.department!r} is no longer configured")
         inbound = _parsed(_about(row))
+        attachments = _carried(row, inbound)
         service = self.config.service
         return Mail(
             template=row.template, language=row.language, template_set=request.template_set,
@@ -189,8 +190,8 @@ class Outbox:
             reference=request.reference, reply_to=compose.reply_address(request, service),
             date=row.created_at,
             context=compose.context(request, department, inbound, service, row.language,
-                                    row.detail),
-            attachments=inbound.attachments if inbound and row.template in CARRYING else (),
+                                    row.detail, attachments),
+            attachments=attachments,
         )
 
     def _defer(self, row: Queued, error: str) -> None:
@@ -218,6 +219,17 @@ class Outbox:
 def _envelope_from(row: Queued, config: Config) -> str:
     """Automatic replies go with a null return path (RFC 3834), so bounces cannot loop."""
     return "" if row.template in ("ack", "commands") else config.service.address
+
+
+def _carried(row: Queued, inbound: Inbound | None) -> tuple[Attachment, ...]:
+    """The files a mail carries: its message's; for a transfer, those of the whole history."""
+    if row.template not in CARRYING or not row.detail.get("attachments", True):
+        return ()
+    if row.template != "transfer":
+        return inbound.attachments if inbound else ()
+    told = {entry.detail.get("message") for entry in workflow.history(row.request)}
+    parsed = [_parsed(m) for m in row.request.messages if m.id in told]
+    return tuple(a for message in parsed if message for a in message.attachments)
 
 
 def _about(row: Queued) -> Message | None:

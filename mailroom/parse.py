@@ -234,12 +234,18 @@ def _attachments(parsed: Any) -> tuple[Attachment, ...]:
     for item in parsed.attachments:
         payload = _attachment_bytes(item)
         found.append(Attachment(
-            filename=_decode(item.get("filename") or "attachment").strip() or "attachment",
+            filename=_filename(item.get("filename")),
             content_type=str(item.get("mail_content_type") or "application/octet-stream").lower(),
             size=len(payload),
             payload=payload,
         ))
     return tuple(found)
+
+
+def _filename(value: Any) -> str:
+    """An attachment's name as one line of printable text: no CR, LF or other controls."""
+    name = "".join(c if c.isprintable() else " " for c in _decode(value or "attachment"))
+    return " ".join(name.split()) or "attachment"
 
 
 def _attachment_bytes(item: dict[str, Any]) -> bytes:

@@ -33,7 +33,8 @@ def new_text(text: str, subject: str = "") -> str:
 
     History under a reply header is cut, and so is a signature; a forwarded message
     (Gmail's, Apple Mail's and Thunderbird's markers, or an Outlook header block under an
-    "FW:" subject) is content and stays whole below the author's own words.
+    "FW:" subject) is content and stays whole below the author's own words. Someone who
+    wrote under the quote (or between its lines) keeps the lines that are not quoted.
     """
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     forward = _forward_start(text, subject)
@@ -41,7 +42,9 @@ def new_text(text: str, subject: str = "") -> str:
     if forward is not None and (reply is None or forward <= reply.start()):
         own = _own_words(text[:forward])
         return "\n\n".join(part for part in (own, text[forward:].strip()) if part)
-    return _own_words(text[:reply.start()] if reply else text)
+    if reply is None:
+        return _own_words(text)
+    return _own_words(text[:reply.start()]) or _own_words(text[reply.end():])
 
 
 def _forward_start(text: str, subject: str) -> int | None:

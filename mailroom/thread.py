@@ -11,13 +11,12 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from mailroom.config import Config, Service
+from mailroom.config import Config, Department, Service
 from mailroom.parse import Inbound
 from mailroom.store.models import Message, Request
 
 TOKEN_LENGTH = 24  # hex digits of a reply address's token: 96 bits
-SIGNATURE_LENGTH = 20  # hex digits of a Message-ID's signature: 80 bits, short enough to
-# keep "Message-ID: <REQ-000123.transferred.<nonce>.<signature>@domain>" on one line
+SIGNATURE_LENGTH = 20  # hex digits of a Message-ID's signature: 80 bits
 REFERENCE = r"REQ-(\d{1,12})"
 SUBJECT_TAG = re.compile(rf"\[{REFERENCE}\]", re.IGNORECASE)
 OUR_MESSAGE_ID = re.compile(
@@ -70,7 +69,7 @@ def reply_address(reference: str, service: Service) -> str:
 
 def message_id(reference: str, kind: str, service: Service) -> str:
     """A new Message-ID of ours for a mail about `reference`: random, and signed."""
-    body = f"{reference}.{kind}.{secrets.token_hex(3)}"
+    body = f"{reference}.{kind}.{secrets.token_hex(6)}"
     domain = service.address.rpartition("@")[2]
     return f"<{body}.{_sign(body, service, 'message id', SIGNATURE_LENGTH)}@{domain}>"
 
@@ -85,10 +84,20 @@ def our_reference(message_id: str, service: Service) -> str | None:
     return f"REQ-{match.group(2)}" if signed else None
 
 
+def all_staff(config: Config) -> set[str]:
+    """The addresses of every department, its members and its manager."""
+    return {a for d in config.departments.values() for a in _staff(d)}
+
+
+def _staff(department: Department | None) -> set[str]:
+    if department is None:
+        return set()
+    return {a for a in (department.address, *department.members, department.manager) if a}
+
+
 def role(request: Request, sender: str, config: Config) -> str:
     """What `sender` is to `request`: requester, cc, staff of its department, watcher, other."""
-    department = config.departments.get(request.department)
-    staff = {department.address, *department.members, department.manager} if department else set()
+    staff = _staff(config.departments.get(request.department))
     if sender == request.requester:
         return REQUESTER
     if sender in staff:
@@ -106,8 +115,9 @@ def find(session: Session, inbound: Inbound, config: Config) -> Thread:
         return Thread(signed, ADDRESS)
     mentioned = None
     for how, request in _candidates(session, inbound, service):
-        if role(request, inbound.sender, config) != OTHER:
-            return Thread(request, how)
+        if role(request, inbound.sender, config) != OTHER or (
+                how == OUR_MESSAGE and inbound.sender in all_staff(config)):
+            return Thread(request, how)  # (staff of another department: after a transfer)
         mentioned = mentioned or request
     return Thread(mentioned=mentioned)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -17,7 +17,7 @@ from mailroom.parse import Inbound
 from mailroom.rules import Route
 from mailroom.rules.model import PRIORITIES
 from mailroom.store.models import Event, Message, Outgoing, Request
-from mailroom.thread import REQUESTER, STAFF, Thread
+from mailroom.thread import CC, REQUESTER, STAFF, Thread
 
 OPEN, WAITING, RESOLVED, CLOSED = "open", "waiting", "resolved", "closed"
 STAFF_TEMPLATES = ("forward", "transfer", "update", "notice", "commands")
@@ -26,7 +26,8 @@ ALIASES = {"tugaskan": "assign", "tunggu": "waiting", "selesai": "resolve", "ali
            "bantuan": "help"}
 COMMAND_LINE = re.compile(r"^#([^\W\d_]+)\b[\s:]*(.*)$")
 ME = ("me", "saya")
-NOTE_RUN = 5  # words in a row that a relayed line shares with an internal note to be cut
+NOTE_WORDS = 5  # a note this long, found whole in a staff reply, is cut from the relay
+STATUS_COMMANDS = ("waiting", "resolve", "close", "reopen", "transfer")  # one per message
 
 
 @dataclass(frozen=True)
@@ -58,8 +59,12 @@ class Turn:
 class Effects:
     """What a staff reply's commands decided beyond the request itself."""
 
+    department: Department | None  # who answered: the department before any transfer
+    internal: bool = False  # a #note: nothing of the message reaches the requester
     change: str = ""  # what the requester is told besides the text: waiting or resolved
     note: str = ""  # the reason or the solution that goes with it
+    transferred: bool = False
+    answered: list[Command] = field(default_factory=list)  # #help answered once a message
     mails: list[Callable[[], None]] = field(default_factory=list)  # queued after the relay
 
 
@@ -110,14 +115,10 @@ def _target(route: Route, department: Department) -> tuple[timedelta, timedelta]
 
 def _colleagues(inbound: Inbound, config: Config) -> list[str]:
     """Who the requester copied: they hear the department's answers too."""
-    staff = _all_staff(config)
+    staff, service = thread.all_staff(config), config.service
     return [a for a in dict.fromkeys(inbound.to + inbound.cc) if a != inbound.sender
-            and a not in staff and not guard.is_service_address(a, config.service)]
-
-
-def _all_staff(config: Config) -> set[str]:
-    return {a for d in config.departments.values()
-            for a in (d.address, *d.members, d.manager) if a}
+            and a not in staff and not guard.is_service_address(a, service)
+            and not guard.stranger(replace(inbound, sender=a), service)]
 
 
 def _link(turn: Turn, previous: Thread | None) -> None:
@@ -166,43 +167,53 @@ def continue_request(session: Session, found: Thread, inbound: Inbound, message:
     who = thread.role(turn.request, inbound.sender, config)
     if who == STAFF:
         _from_staff(turn, found)
-    elif who == REQUESTER:
-        _from_requester(turn)
+    elif who in (REQUESTER, CC):
+        _from_requester(turn, who)
     else:
         _event(turn, "message", message=message.id, role=who, threaded_by=found.by)
         _queue_update(turn, who, "")
 
 
-def record_automatic(request: Request, inbound: Inbound, message: Message, reason: str,
-                     now: datetime) -> None:
-    """An auto-reply (out of office, a bounce) on a request: recorded, never relayed."""
+def adopt(request: Request, department: str, now: datetime) -> None:
+    """Give a request whose department is no longer configured to `department` (the fallback)."""
+    request.events.append(Event(at=now, kind="rerouted", detail={
+        "from": request.department, "to": department,
+        "why": "its department is no longer in the configuration"}))
+    request.department, request.assignee = department, ""
+
+
+def record_ignored(request: Request, inbound: Inbound, message: Message, reason: str,
+                   now: datetime) -> None:
+    """A message that may not be answered (an out-of-office, a bounce) on a request: recorded."""
     request.messages.append(message)
-    request.events.append(Event(at=now, kind="automatic reply", actor=inbound.sender,
+    request.events.append(Event(at=now, kind="ignored", actor=inbound.sender,
                                 detail={"reason": reason, "message_id": inbound.message_id}))
 
 
-def _from_requester(turn: Turn) -> None:
+def _from_requester(turn: Turn, who: str) -> None:
+    """The requester (or a colleague they copied) wrote: resume or reopen, tell the staff."""
     request, change = turn.request, ""
     if request.status == WAITING:
         request.status, change = OPEN, "resumed"
     elif request.status == RESOLVED:
         request.status, request.resolved_at, change = OPEN, None, "reopened"
-    _event(turn, "message", message=turn.message.id, role=REQUESTER)
+    _event(turn, "message", message=turn.message.id, role=who)
     if change:
         _event(turn, change)
-    _queue_update(turn, REQUESTER, change)
+    _queue_update(turn, who, change)
 
 
 def _queue_update(turn: Turn, who: str, change: str) -> None:
     """The message, stripped, to the assignee or the department (and the rule's cc)."""
-    request, department = turn.request, turn.department
+    request, department, inbound = turn.request, turn.department, turn.inbound
     if department is None:
         return
-    detail = {"reply": {"author": turn.inbound.sender, "author_name": turn.inbound.sender_name,
-                        "role": who, "text": turn.inbound.new_text, "change": change},
-              "from_name": _via(turn.inbound.sender_name or turn.inbound.sender, "", turn)}
-    _queue(turn, "update", turn.config.service.language,
-           (request.assignee or department.address, *request.watchers), detail)
+    detail = {"reply": {"author": inbound.sender, "author_name": inbound.sender_name,
+                        "role": who, "text": inbound.new_text or inbound.text, "change": change},
+              "from_name": _via(inbound.sender_name or inbound.sender, "", turn)}
+    staff = [a for a in (request.assignee or department.address, *request.watchers)
+             if a != inbound.sender]
+    _queue(turn, "update", turn.config.service.language, tuple(staff), detail)
 
 
 def _via(name: str, department: str, turn: Turn) -> str:
@@ -219,7 +230,7 @@ def _from_staff(turn: Turn, found: Thread) -> None:
         _refuse(turn, refusal)
         return
     commands, text = split_commands(turn.inbound.new_text)
-    problems = [p for c in commands for p in _problems(turn, c, text)]
+    problems = _problems(turn, commands, text)
     if problems:
         _event(turn, "commands refused", role=STAFF, problems=problems)
         _answer(turn, problems, helping=False)
@@ -230,31 +241,32 @@ def _from_staff(turn: Turn, found: Thread) -> None:
     if notes:  # a note makes the whole message internal: nothing of it reaches the requester
         _event(turn, "note", text="\n".join(filter(None, [*(c.argument for c in notes), text])))
         text = ""
-    effects = Effects()
+    text = _without_notes(turn, text)
+    effects = Effects(department=turn.department, internal=bool(notes))
     for command in commands:
         APPLY[command.name](turn, command, text, effects)
-    text = _without_notes(text, turn.request)
     if text or effects.change or (turn.inbound.attachments and not notes):
         _relay(turn, text, effects)
     for queue in effects.mails:
         queue()
 
 
-def _without_notes(text: str, request: Request) -> str:
-    """The text cut where it repeats an internal note: a quote the stripping did not see.
+def _without_notes(turn: Turn, text: str) -> str:
+    """The text cut where a line starts a whole internal note: a quote the stripping missed.
 
-    A line repeats a note when five words in a row of it are five words in a row of the note.
+    (A sentence that repeats a note's words on purpose does not start with them on a line.)
     """
-    notes = [f" {' '.join(_words(str(e.detail.get('text', ''))))} " for e in request.events
-             if e.kind == "note"]
     lines = text.split("\n")
-    for number, line in enumerate(lines):
-        words = _words(line)
-        runs = (" " + " ".join(words[i:i + NOTE_RUN]) + " "
-                for i in range(len(words) - NOTE_RUN + 1))
-        if any(run in note for run in runs for note in notes):
-            return "\n".join(lines[:number]).strip()
-    return text
+    for note in (e.detail.get("text", "") for e in turn.request.events if e.kind == "note"):
+        words = _words(str(note))
+        if len(words) < NOTE_WORDS:
+            continue
+        starts = [n for n in range(len(lines))
+                  if _words("\n".join(lines[n:n + len(words)]))[:len(words)] == words]
+        if starts:
+            _event(turn, "relay cut", why="it repeated an internal note word for word")
+            lines = lines[:starts[0]]
+    return "\n".join(lines).strip()
 
 
 def _words(text: str) -> list[str]:
@@ -294,13 +306,34 @@ def _refuse(turn: Turn, reason: str) -> None:
         _queue(turn, "notice", turn.config.service.language, (department.address,),
                {"notice": {"kind": "refused", "sender": turn.inbound.sender, "reason": reason,
                            "subject": turn.inbound.subject,
-                           "text": turn.inbound.new_text[:2000]}})
+                           "text": turn.inbound.new_text[:2000],
+                           "requester_copied": turn.request.requester in turn.inbound.recipients}})
 
 
-def _problems(turn: Turn, command: Command, text: str) -> list[dict[str, Any]]:
+def _problems(turn: Turn, commands: list[Command], text: str) -> list[dict[str, Any]]:
+    """Everything wrong with a staff reply's commands; any problem means nothing is done."""
+    if not commands and not text and not turn.inbound.attachments:
+        return [{"line": "", "kind": "nothing to send"}]
+    found = [{"line": c.written, **p} for c in commands for p in _problem(turn, c, text)]
+    if turn.request.status == CLOSED:
+        found += [{"line": c.written, "kind": "closed"} for c in commands
+                  if c.name in STATUS_COMMANDS and c.name != "reopen"]
+    return found + _conflicts(commands)
+
+
+def _problem(turn: Turn, command: Command, text: str) -> list[dict[str, Any]]:
     check = CHECKS.get(command.name)
     problem = check(turn, command, text) if check else {"kind": "unknown command"}
-    return [{"line": command.written, **problem}] if problem else []
+    return [problem] if problem else []
+
+
+def _conflicts(commands: list[Command]) -> list[dict[str, Any]]:
+    """Commands that cannot go together: two status changes, a transfer with an assignment."""
+    groups = [[c for c in commands if c.name in STATUS_COMMANDS],
+              [c for c in commands if c.name in ("assign", "transfer")],
+              [c for c in commands if c.name == "priority"]]
+    return [{"line": "\n".join(c.written for c in group), "kind": "conflict"}
+            for group in groups if len(group) > 1]
 
 
 def _check_assign(turn: Turn, command: Command, text: str) -> dict[str, Any] | None:
@@ -311,7 +344,7 @@ def _check_assign(turn: Turn, command: Command, text: str) -> dict[str, Any] | N
 
 
 def _check_transfer(turn: Turn, command: Command, text: str) -> dict[str, Any] | None:
-    key = command.argument.partition(" ")[0].lower()
+    key = (command.argument.split(None, 1) or [""])[0].lower()
     if key and key in turn.config.departments and key != turn.request.department:
         return None
     kind = "same department" if key == turn.request.department else "unknown department"
@@ -397,13 +430,19 @@ def _reopen(turn: Turn, command: Command, text: str, effects: Effects) -> None:
 
 def _help(turn: Turn, command: Command, text: str, effects: Effects) -> None:
     _event(turn, "help")
-    effects.mails.append(lambda: _answer(turn, [], helping=True))
+    if not any(command.name == "help" for command in effects.answered):
+        effects.mails.append(lambda: _answer(turn, [], helping=True))
+    effects.answered.append(command)
 
 
 def _transfer(turn: Turn, command: Command, text: str, effects: Effects) -> None:
-    """Hand the request, with its history, to another department; tell all three parties."""
-    key, _, reason = command.argument.partition(" ")
+    """Hand the request, with its history, to another department; tell all three parties.
+
+    The reason is for the departments: the requester hears who has the request now.
+    """
+    key, reason = [*command.argument.split(None, 1), ""][:2]
     request, old = turn.request, turn.department
+    effects.transferred = True
     new = turn.config.departments[key.lower()]
     request.department, request.assignee, request.status = new.key, "", OPEN
     request.transfers += 1
@@ -417,8 +456,9 @@ def _transfer(turn: Turn, command: Command, text: str, effects: Effects) -> None
     language = turn.config.service.language
     effects.mails.append(lambda: _queue(turn, "transfer", language, (new.address,),
                                         {"transfer": moved}))
+    told = {k: v for k, v in moved.items() if k != "reason"}
     effects.mails.append(lambda: _queue(turn, "transferred", request.language,
-                                        (request.requester,), {"transfer": moved},
+                                        (request.requester,), {"transfer": told},
                                         cc=tuple(request.cc)))
     if old is not None:
         effects.mails.append(lambda: _queue(turn, "notice", language, (old.address,),
@@ -444,15 +484,15 @@ def _answer(turn: Turn, problems: list[dict[str, Any]], helping: bool) -> None:
 
 def _relay(turn: Turn, text: str, effects: Effects) -> None:
     """The department's words (and a status change) to the requester and their colleagues."""
-    request, department = turn.request, turn.department
+    request, department = turn.request, effects.department
     name = department.name if department else request.department
     author = turn.inbound.sender_name or turn.inbound.sender.partition("@")[0]
     detail = {"reply": {"author": turn.inbound.sender, "author_name": author,
                         "department": name, "text": text, "change": effects.change,
                         "note": effects.note},
-              "from_name": _via(author, name, turn)}
+              "from_name": _via(author, name, turn), "attachments": not effects.internal}
     _queue(turn, "relay", request.language, (request.requester,), detail, cc=tuple(request.cc))
-    if request.first_response_at is None:
+    if request.first_response_at is None and not effects.transferred:
         request.first_response_at = turn.now
         _event(turn, "first response")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import mimetypes
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -66,6 +67,18 @@ class Desk:
             subject=subject or f"Re: {to['Subject']}", body=body, sender=sender,
             To=headers.pop("To", to["Reply-To"]), In_Reply_To=to["Message-ID"],
             References=to["Message-ID"], **headers))
+
+    def reply_with_file(self, to: EmailMessage, sender: str, body: str, filename: str,
+                        payload: bytes) -> None:
+        """A reply to one of our mails with a file attached."""
+        reply = EmailMessage()
+        reply["From"], reply["To"] = sender, to["Reply-To"]
+        reply["Subject"], reply["In-Reply-To"] = f"Re: {to['Subject']}", to["Message-ID"]
+        reply["Message-ID"] = make_msgid(domain="mail.contoh.co.id")
+        reply.set_content(body)
+        maintype, _, subtype = (mimetypes.guess_type(filename)[0] or "").partition("/")
+        reply.add_attachment(payload, maintype=maintype, subtype=subtype, filename=filename)
+        self.deliver(reply.as_bytes())
 
     def request(self, number: int = 1) -> Request:
         db = Database(f"sqlite:///{self.config.parent / 'mailroom.db'}")
@@ -207,14 +220,9 @@ def test_a_forwarded_mail_is_content_that_rules_route_on(desk: Desk, name: str) 
 def test_the_requesters_reply_goes_to_the_assignee_with_its_attachment(desk: Desk) -> None:
     _, forward = desk.open()
     desk.reply(forward, AGUS, "#assign agus\nBisa kirim foto layarnya, Pak?")
-    relay = desk.last_to(BUDI)
-    reply = EmailMessage()
-    reply["From"], reply["To"] = "Budi Santoso <budi@contoh.co.id>", relay["Reply-To"]
-    reply["Subject"], reply["In-Reply-To"] = f"Re: {relay['Subject']}", relay["Message-ID"]
-    reply["Message-ID"] = make_msgid(domain="mail.contoh.co.id")
-    reply.set_content("Ini fotonya, Pak.\n\n> Bisa kirim foto layarnya, Pak?")
-    reply.add_attachment(b"\x89PNG fake", maintype="image", subtype="png", filename="layar.png")
-    desk.deliver(reply.as_bytes())
+    desk.reply_with_file(desk.last_to(BUDI), "Budi Santoso <budi@contoh.co.id>",
+                         "Ini fotonya, Pak.\n\n> Bisa kirim foto layarnya, Pak?", "layar.png",
+                         b"\x89PNG fake")
     update = desk.last_to(AGUS)
     assert sender(update) == ("Budi Santoso via Layanan Internal", "layanan@contoh.co.id")
     assert "Ini fotonya, Pak." in text_of(update) and "foto layarnya" not in text_of(update)
@@ -239,7 +247,25 @@ def test_an_out_of_office_from_staff_is_recorded_and_never_relayed(desk: Desk) -
     sent = len(desk.smtp.messages)
     desk.deliver(fixture("ooo-staff.eml", forward))
     assert len(desk.smtp.messages) == sent
-    assert desk.events()[-1] == "automatic reply"
+    assert desk.events()[-1] == "ignored"
+
+
+def test_a_reply_written_under_the_quote_is_relayed(desk: Desk) -> None:
+    _, forward = desk.open()
+    desk.reply(forward, AGUS, "On 23/11/2026 09.15, Layanan Internal wrote:\n> Laptop saya "
+                              "tidak bisa menyala\n\nSilakan bawa ke lantai 3 jam 13.00.")
+    relayed = text_of(desk.last_to(BUDI))
+    assert "Silakan bawa ke lantai 3 jam 13.00." in relayed and "wrote:" not in relayed
+
+
+def test_a_staff_reply_with_nothing_to_send_is_answered_not_dropped(desk: Desk) -> None:
+    _, forward = desk.open()
+    desk.reply(forward, AGUS, f"Pada Sen, 23 Nov 2026 pukul 09.15 Layanan <{forward['Reply-To']}>"
+                              " menulis:\n> Laptop saya tidak bisa menyala")
+    assert len(desk.mails_to(BUDI)) == 1
+    answer = desk.last_to(AGUS)
+    assert answer["Subject"].strip().startswith("[REQ-000001] ")
+    assert desk.events()[-1] == "commands refused"
 
 
 def test_a_reply_with_a_changed_subject_still_finds_its_request(desk: Desk) -> None:
@@ -285,15 +311,6 @@ def test_each_command_changes_the_request_and_is_an_event(
     assert events[events.index("message") + 1] == event
 
 
-def test_reopen_after_resolve_and_close(desk: Desk) -> None:
-    forward = staff_command(desk, "#resolve")
-    desk.reply(forward, AGUS, "#reopen")
-    assert desk.request().status == "open" and desk.events()[-1] == "reopened"
-    desk.reply(forward, AGUS, "#close")
-    desk.reply(forward, AGUS, "#buka")
-    assert desk.request().status == "open"
-
-
 def test_a_command_only_reply_is_not_relayed(desk: Desk) -> None:
     staff_command(desk, "#assign agus\n#priority high")
     assert len(desk.mails_to(BUDI)) == 1  # the acknowledgment only
@@ -336,12 +353,30 @@ def test_a_note_never_reaches_the_requester(desk: Desk) -> None:
 def test_a_note_quoted_without_quote_marks_is_cut_from_the_relay(desk: Desk) -> None:
     forward = staff_command(desk, "#catatan vendor menagih dua kali untuk adaptor yang sama, "
                                   "jangan dibayar dulu")
-    desk.reply(forward, AGUS, "Pak Budi, adaptornya datang besok.\n\nRiwayat:\n"
-                              "Catatan internal: vendor menagih dua kali untuk\n"
-                              "adaptor yang sama, jangan dibayar dulu")
+    desk.reply(forward, AGUS, "Pak Budi, adaptornya datang besok.\n\n"
+                              "* Senin, 23 Nov 2026 09:20 WIB - Catatan internal (agus)\n"
+                              "  vendor menagih dua kali untuk\n"
+                              "  adaptor yang sama, jangan dibayar dulu\n* Senin ... lain")
     relayed = text_of(desk.last_to(BUDI))
     assert "adaptornya datang besok" in relayed
     assert "menagih" not in relayed and "jangan dibayar" not in relayed
+
+
+def test_a_note_keeps_its_attachment_internal_even_with_a_status_change(desk: Desk) -> None:
+    _, forward = desk.open()
+    desk.reply_with_file(forward, AGUS, "#note penawaran vendor terlampir\n#resolve",
+                         "penawaran-vendor.pdf", b"%PDF internal")
+    told = desk.last_to(BUDI)
+    assert desk.request().status == "resolved"
+    assert list(told.iter_attachments()) == []
+    assert "penawaran" not in text_of(told)
+
+
+def test_repeating_some_words_of_a_note_on_purpose_is_relayed(desk: Desk) -> None:
+    forward = staff_command(desk, "#note vendor akan kirim baterai baru hari Kamis")
+    desk.reply(forward, AGUS, "Pak Budi, vendor akan kirim baterai baru hari Kamis, nanti kami "
+                              "pasang Jumat pagi.")
+    assert "nanti kami pasang Jumat pagi" in text_of(desk.last_to(BUDI))
 
 
 def test_help_answers_the_staff_member_with_the_command_list(desk: Desk) -> None:
@@ -381,6 +416,26 @@ def test_a_transfer_to_an_unknown_department_lists_the_keys(desk: Desk) -> None:
     assert desk.request().department == "it"
 
 
+@pytest.mark.parametrize("text", [
+    "#resolve\n#close", "#transfer finance\n#assign maya", "#waiting foto\n#transfer hr"])
+def test_commands_that_cannot_go_together_are_refused(desk: Desk, text: str) -> None:
+    staff_command(desk, text)
+    request = desk.request()
+    assert (request.status, request.department, request.assignee) == ("open", "it", "")
+    assert desk.events()[-1] == "commands refused"
+
+
+def test_a_closed_request_takes_only_reopen_and_a_resolved_one_reopens(desk: Desk) -> None:
+    forward = staff_command(desk, "#close")
+    desk.reply(forward, AGUS, "#resolve sudah")
+    assert desk.request().status == "closed" and desk.events()[-1] == "commands refused"
+    desk.reply(forward, AGUS, "#buka")
+    desk.reply(forward, AGUS, "#resolve sudah")
+    assert desk.request().status == "resolved"
+    desk.reply(forward, AGUS, "#reopen")
+    assert desk.request().status == "open" and desk.events()[-1] == "reopened"
+
+
 def test_the_requester_cannot_give_commands(desk: Desk) -> None:
     ack, _ = desk.open()
     desk.reply(ack, "Budi <budi@contoh.co.id>", "#resolve\nSudah bisa menyala lagi, terima kasih")
@@ -408,6 +463,30 @@ def test_a_transfer_hands_over_the_history_and_tells_all_three_parties(desk: Des
     assert desk.events()[-1] == "transferred"
 
 
+def test_the_transfer_reason_stays_with_the_departments(desk: Desk) -> None:
+    staff_command(desk, "#transfer\u00a0finance orangnya salah kirim lagi")
+    assert desk.request().department == "finance"
+    assert "salah kirim" not in text_of(desk.last_to(BUDI))
+    assert "salah kirim" in text_of(desk.last_to(FINANCE))
+
+
+def test_text_with_a_transfer_is_the_old_departments_and_keeps_the_new_clock(
+        desk: Desk) -> None:
+    staff_command(desk, "#transfer finance\n\nPak Budi, ini urusan Finance, kami teruskan.")
+    relay = next(m for m in desk.mails_to(BUDI) if "urusan Finance" in text_of(m))
+    assert sender(relay)[0] == "agus (IT Support) via Layanan Internal"
+    assert desk.request().first_response_at is None
+
+
+def test_a_transfer_carries_files_sent_later_in_the_conversation(desk: Desk) -> None:
+    ack, forward = desk.open()
+    desk.reply_with_file(ack, "Budi <budi@contoh.co.id>", "Ini notanya.", "nota.pdf",
+                         b"%PDF nota")
+    desk.reply(forward, AGUS, "#transfer finance")
+    handed = desk.last_to(FINANCE)
+    assert [a.get_filename() for a in handed.iter_attachments()] == ["nota.pdf"]
+
+
 def test_after_a_transfer_the_new_department_works_the_request(desk: Desk) -> None:
     dewi = "dewi@contoh.co.id"
     desk.config.write_text(desk.config.read_text().replace(
@@ -422,6 +501,33 @@ def test_after_a_transfer_the_new_department_works_the_request(desk: Desk) -> No
 
 
 # -- who may act ----------------------------------------------------------------------------
+
+def test_in_plain_mode_the_old_department_still_reaches_the_request(desk: Desk) -> None:
+    desk.config.write_text(desk.config.read_text().replace(
+        "language: id}", "language: id, reply_address: plain}"))
+    _, forward = desk.open()
+    assert forward["Reply-To"] == "layanan@contoh.co.id"
+    desk.reply(forward, AGUS, "#transfer finance")
+    desk.reply(forward, AGUS, "Catatan dari IT: adaptornya sudah kami cek, tidak rusak.")
+    assert "adaptornya sudah kami cek" in text_of(desk.last_to(FINANCE))
+    assert {r.request_id for r in desk.outbox()} == {1}  # no request of Agus's own
+
+
+def test_a_request_whose_department_left_the_config_goes_to_the_fallback(desk: Desk) -> None:
+    ack, _ = desk.open()
+    desk.config.write_text(desk.config.read_text().replace("  it: {name: IT Support", "  xit: {"
+                                                           "name: IT Support", 1))
+    rules = desk.config.parent / "rules.yaml"
+    rules.write_text(rules.read_text().replace("department: it", "department: xit"))
+    desk.reply(ack, "Budi <budi@contoh.co.id>", "Masih mati, Pak.")
+    assert desk.request().department == "triage" and "rerouted" in desk.events()
+    assert "Masih mati, Pak." in text_of(desk.last_to("servicedesk@contoh.co.id"))
+
+
+def test_colleagues_outside_the_allowed_domains_are_not_copied(desk: Desk) -> None:
+    desk.open(Cc="Vendor <sales@vendor.example>, Ani <ani@contoh.co.id>")
+    assert desk.request().cc == ["ani@contoh.co.id"]
+
 
 def test_a_forged_command_is_refused_and_the_department_told(desk: Desk) -> None:
     desk.open()

@@ -60,7 +60,7 @@ def test_appended_request_is_acknowledged_forwarded_moved_and_recorded(
     assert message["Auto-Submitted"] == "auto-replied"
     assert message["X-Auto-Response-Suppress"] == "All"
     assert message["Reply-To"].startswith("layanan+REQ-000001.")
-    assert re.fullmatch(r"<REQ-000001\.ack\.[0-9a-f]{6}\.[0-9a-f]{20}@contoh\.co\.id>",
+    assert re.fullmatch(r"<REQ-000001\.ack\.[0-9a-f]{12}\.[0-9a-f]{20}@contoh\.co\.id>",
                         message["Message-ID"])
     original = request_mail_id(dovecot)
     assert message["In-Reply-To"] == original and message["References"] == original

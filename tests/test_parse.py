@@ -95,3 +95,13 @@ def test_thread_hints_and_recipients() -> None:
 def test_empty_input_is_refused() -> None:
     with pytest.raises(MessageError):
         parse(b"\r\n\r\n")
+
+
+def test_an_attachment_name_cannot_carry_line_breaks() -> None:
+    message = _mail()
+    message.set_content("see attached")
+    message.add_attachment(b"x", maintype="application", subtype="pdf", filename="nota.pdf")
+    raw = message.as_bytes().replace(b'filename="nota.pdf"',
+                                     b"filename*=utf-8''nota%0D%0ABcc%3A%20x%40evil.example.pdf")
+    (attachment,) = parse(raw).attachments
+    assert attachment.filename == "nota Bcc: x@evil.example.pdf"

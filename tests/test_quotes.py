@@ -93,3 +93,10 @@ def test_a_reply_above_a_forward_keeps_only_the_reply() -> None:
     text = ("Thanks, paid.\n\nOn Mon, Nov 23, 2026 at 9:15 AM Budi <b@contoh.co.id> wrote:\n"
             "> ---------- Forwarded message ---------\n> invoice text")
     assert new_text(text, "Re: Fwd: invoice") == "Thanks, paid."
+
+
+def test_a_reply_written_under_the_quote_keeps_the_unquoted_lines() -> None:
+    text = ("On 23/11/2026 09.15, Agus Wijaya wrote:\n> Bisa datang jam 13.00?\n\n"
+            "Saya baru bisa jam 14.00, Pak.\n> Bawa juga chargernya.\nBaik, saya bawa.\n\n"
+            "-- \nBudi")
+    assert new_text(text) == "Saya baru bisa jam 14.00, Pak.\nBaik, saya bawa."

@@ -56,3 +56,10 @@ def authentication(*results: str) -> Inbound:
 def test_only_our_servers_pass_for_the_senders_domain_counts(
         results: tuple[str, ...], passes: bool) -> None:
     assert guard.authenticated(authentication(*results), ("mx.contoh.co.id",)) is passes
+
+
+def test_a_pass_written_below_our_servers_header_by_the_sender_does_not_count() -> None:
+    forged = authentication(
+        "mx.contoh.co.id; dkim=fail header.d=contoh.co.id; spf=fail",  # ours, on top
+        "mx.contoh.co.id; dkim=pass header.d=contoh.co.id")  # written by the sender
+    assert guard.authenticated(forged, ("mx.contoh.co.id",)) is False
