@@ -81,11 +81,16 @@ def is_service_address(address: str, service: Service) -> bool:
 
 
 def stranger(inbound: Inbound, service: Service) -> str | None:
-    if not service.allowed_domains:
+    if inside(inbound.sender, service):
         return None
-    domain = inbound.sender.rpartition("@")[2]
-    allowed = any(domain == d or domain.endswith("." + d) for d in service.allowed_domains)
-    return None if allowed else f"sender domain {domain!r} is not among allowed_domains"
+    return f"sender domain {inbound.sender.rpartition('@')[2]!r} is not among allowed_domains"
+
+
+def inside(address: str, service: Service) -> bool:
+    """Whether `address` is in one of the allowed domains (or there is no such limit)."""
+    domain = address.rpartition("@")[2]
+    return not service.allowed_domains or any(
+        domain == d or domain.endswith("." + d) for d in service.allowed_domains)
 
 
 CHECKS: tuple[Check, ...] = (

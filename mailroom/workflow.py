@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -64,7 +64,7 @@ class Effects:
     change: str = ""  # what the requester is told besides the text: waiting or resolved
     note: str = ""  # the reason or the solution that goes with it
     transferred: bool = False
-    answered: list[Command] = field(default_factory=list)  # #help answered once a message
+    helped: bool = False  # #help is answered once, however often it was written
     mails: list[Callable[[], None]] = field(default_factory=list)  # queued after the relay
 
 
@@ -78,6 +78,7 @@ def open_request(session: Session, inbound: Inbound, message: Message, route: Ro
     or only mentions (a stranger quoting a reference); either is linked in the events.
     """
     department = config.departments[route.department]
+    first_response, resolution = _target(route, department)
     request = Request(
         subject=_subject(inbound, previous), requester=inbound.sender,
         requester_name=inbound.sender_name, department=department.key,
@@ -85,8 +86,8 @@ def open_request(session: Session, inbound: Inbound, message: Message, route: Ro
         priority=route.priority, category=route.category, tags=list(route.tags),
         watchers=list(route.watchers), cc=_colleagues(inbound, config),
         template_set=route.templates, rule=route.rule, rules_version=route.rules_version,
-        created_at=now, first_response_due_at=sla.due_at(now, _target(route, department)[0]),
-        due_at=sla.due_at(now, _target(route, department)[1]),
+        created_at=now, first_response_due_at=sla.due_at(now, first_response),
+        due_at=sla.due_at(now, resolution),
     )
     session.add(request)
     request.messages.append(message)
@@ -118,7 +119,7 @@ def _colleagues(inbound: Inbound, config: Config) -> list[str]:
     staff, service = thread.all_staff(config), config.service
     return [a for a in dict.fromkeys(inbound.to + inbound.cc) if a != inbound.sender
             and a not in staff and not guard.is_service_address(a, service)
-            and not guard.stranger(replace(inbound, sender=a), service)]
+            and guard.inside(a, service)]
 
 
 def _link(turn: Turn, previous: Thread | None) -> None:
@@ -430,9 +431,9 @@ def _reopen(turn: Turn, command: Command, text: str, effects: Effects) -> None:
 
 def _help(turn: Turn, command: Command, text: str, effects: Effects) -> None:
     _event(turn, "help")
-    if not any(command.name == "help" for command in effects.answered):
+    if not effects.helped:
+        effects.helped = True
         effects.mails.append(lambda: _answer(turn, [], helping=True))
-    effects.answered.append(command)
 
 
 def _transfer(turn: Turn, command: Command, text: str, effects: Effects) -> None:

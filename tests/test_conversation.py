@@ -242,10 +242,12 @@ def test_the_requesters_colleagues_in_cc_hear_the_answer_and_may_reply(desk: Des
     assert desk.request().status == "open"
 
 
-def test_an_out_of_office_from_staff_is_recorded_and_never_relayed(desk: Desk) -> None:
+@pytest.mark.parametrize("name", ["ooo-staff.eml", "ooo-staff-id.eml"])
+def test_an_out_of_office_from_staff_is_recorded_and_never_relayed(
+        desk: Desk, name: str) -> None:
     _, forward = desk.open()
     sent = len(desk.smtp.messages)
-    desk.deliver(fixture("ooo-staff.eml", forward))
+    desk.deliver(fixture(name, forward))
     assert len(desk.smtp.messages) == sent
     assert desk.events()[-1] == "ignored"
 
