@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import traceback
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -48,9 +49,16 @@ class _CompiledTemplates(jinja2.FileSystemBytecodeCache):
             super().dump_bytecode(bucket)
 
 
+# How templates are compiled; part of the cache's file names, since compiled code depends on it.
+OPTIONS: dict[str, Any] = {"undefined": jinja2.StrictUndefined, "trim_blocks": True,
+                           "lstrip_blocks": True, "autoescape": False,
+                           "keep_trailing_newline": False}
+
+
 def _compiled_templates() -> jinja2.BytecodeCache | None:
+    fingerprint = hashlib.sha256(repr(sorted(OPTIONS.items())).encode()).hexdigest()[:12]
     try:
-        return _CompiledTemplates(pattern="mailroom-%s.cache")  # apart from other programs'
+        return _CompiledTemplates(pattern=f"mailroom-{fingerprint}-%s.cache")
     except (OSError, RuntimeError):  # no private temporary folder to be had
         return None
 
@@ -108,9 +116,7 @@ class Composer:
         folders = [str(self.path / template_set)] if template_set else []
         return SandboxedEnvironment(
             loader=jinja2.FileSystemLoader([*folders, str(self.path)]),
-            undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
-            autoescape=False, keep_trailing_newline=False, bytecode_cache=BYTECODE,
-        )
+            bytecode_cache=BYTECODE, **OPTIONS)
 
     def check(self) -> None:
         """Render every template with sample values; raise ConfigError naming file and line."""
@@ -271,12 +277,12 @@ SAMPLE_PROBLEMS = [{"line": f"#x <{kind}>", "kind": kind, "value": "<x>", "choic
 SAMPLE_PROBLEMS += [{"line": "#x", "kind": kind} for kind in ("missing text", "already open",
                                                               "closed")]
 SAMPLE_PROBLEMS += [{"line": "#resolve\n#close", "kind": "conflict"},
-                    {"line": "", "kind": "nothing to send"}]
+                    {"line": "", "kind": "nothing to send"}, {"line": "", "kind": "repeats a note"}]
 # Each template is checked with every variant of what the workflow records for it, in the
 # exact shape it records: a template that reads a key a real mail lacks fails the check.
 SAMPLE_DETAILS: dict[str, list[dict[str, Any]]] = {
     "relay": [{"reply": {**SAMPLE_RELAY, "change": change}}
-              for change in ("", "waiting", "resolved")],
+              for change in ("", "waiting", "resolved", "closed")],
     "update": [{"reply": {**SAMPLE_UPDATE, "role": role, "change": change}}
                for role, change in (("requester", ""), ("requester", "reopened"),
                                     ("requester", "resumed"), ("cc", "reopened"),

@@ -12,12 +12,16 @@ FORWARD_MARKER = re.compile(
     r"^[ \t]*(?:-{3,}[ \t]*(?:forwarded message|pesan terusan)[ \t]*-{3,}"
     r"|begin forwarded message:|awal pesan (?:yang )?diteruskan:)[ \t]*$",
     re.IGNORECASE | re.MULTILINE)
-# The headers mail clients write above the history they quote, in English and Indonesian.
+# The headers mail clients write above the history they quote, in English and Indonesian:
+# an attribution line (Gmail, Thunderbird, Apple Mail), or a header block (Outlook).
+ATTRIBUTION = re.compile(
+    r"^[ \t>]*(?:on\b[^\n]{0,300}(?:\n[^\n]{0,300})?\bwrote"
+    r"|pada\b[^\n]{0,300}(?:\n[^\n]{0,300})?\bmenulis)[ \t]*:[ \t]*$",
+    re.IGNORECASE | re.MULTILINE)
 REPLY_HEADER = re.compile("|".join((
-    r"^[ \t>]*on\b[^\n]{0,300}(?:\n[^\n]{0,300})?\bwrote[ \t]*:[ \t]*$",  # Gmail, Thunderbird
-    r"^[ \t>]*pada\b[^\n]{0,300}(?:\n[^\n]{0,300})?\bmenulis[ \t]*:[ \t]*$",
+    ATTRIBUTION.pattern,
     r"^[ \t>*]*(?:from|dari)[ \t*]*:[^\n]*\n[ \t>*]*(?:sent|date|dikirim|terkirim|tanggal)"
-    r"[ \t*]*:",  # Outlook's header block
+    r"[ \t*]*:",
     r"^[ \t>]*-{3,}[ \t]*(?:original message|pesan asli)[ \t]*-{3,}[ \t]*$",
 )), re.IGNORECASE | re.MULTILINE)
 FORWARD_SUBJECT = re.compile(r"^\s*(?:\[[^\]]*\]\s*)?(?:fwd?|fw|tr|trs|wg)\s*:", re.IGNORECASE)
@@ -44,7 +48,19 @@ def new_text(text: str, subject: str = "") -> str:
         return "\n\n".join(part for part in (own, text[forward:].strip()) if part)
     if reply is None:
         return _own_words(text)
-    return _own_words(text[:reply.start()]) or _own_words(text[reply.end():])
+    return _own_words(text[:reply.start()]) or _under_the_quote(text, reply)
+
+
+def _under_the_quote(text: str, header: re.Match[str]) -> str:
+    """What someone wrote below (or between the lines of) a quote marked with '>'.
+
+    Only under an attribution line whose history is marked: below an Outlook header block
+    or an unmarked quote, everything is history.
+    """
+    below = text[header.end():].lstrip("\n")
+    if not ATTRIBUTION.fullmatch(header.group(0)) or not below.lstrip().startswith(">"):
+        return ""
+    return _own_words(below)
 
 
 def _forward_start(text: str, subject: str) -> int | None:

@@ -26,7 +26,7 @@ ALIASES = {"tugaskan": "assign", "tunggu": "waiting", "selesai": "resolve", "ali
            "bantuan": "help"}
 COMMAND_LINE = re.compile(r"^#([^\W\d_]+)\b[\s:]*(.*)$")
 ME = ("me", "saya")
-NOTE_WORDS = 5  # a note this long, found whole in a staff reply, is cut from the relay
+NOTE_WORDS = 5  # a note this long, repeated whole in a staff reply, stops the relay
 STATUS_COMMANDS = ("waiting", "resolve", "close", "reopen", "transfer")  # one per message
 
 
@@ -61,7 +61,7 @@ class Effects:
 
     department: Department | None  # who answered: the department before any transfer
     internal: bool = False  # a #note: nothing of the message reaches the requester
-    change: str = ""  # what the requester is told besides the text: waiting or resolved
+    change: str = ""  # what the requester is told besides the text: waiting, resolved, closed
     note: str = ""  # the reason or the solution that goes with it
     transferred: bool = False
     helped: bool = False  # #help is answered once, however often it was written
@@ -152,10 +152,14 @@ def starts_anew(found: Thread, sender: str, config: Config, now: datetime) -> bo
     request = found.request
     if request is None or sender != request.requester:
         return False
-    if request.status == CLOSED:
-        return True
+    return request.status == CLOSED or (request.status == RESOLVED and not _reopens(
+        request, config, now))
+
+
+def _reopens(request: Request, config: Config, now: datetime) -> bool:
+    """Whether a resolved request is still within `service.reopen_days` of its resolution."""
     window = timedelta(days=config.service.reopen_days)
-    return request.status == RESOLVED and (request.resolved_at or now) + window < now
+    return (request.resolved_at or now) + window >= now
 
 
 def continue_request(session: Session, found: Thread, inbound: Inbound, message: Message,
@@ -196,7 +200,7 @@ def _from_requester(turn: Turn, who: str) -> None:
     request, change = turn.request, ""
     if request.status == WAITING:
         request.status, change = OPEN, "resumed"
-    elif request.status == RESOLVED:
+    elif request.status == RESOLVED and _reopens(request, turn.config, turn.now):
         request.status, request.resolved_at, change = OPEN, None, "reopened"
     _event(turn, "message", message=turn.message.id, role=who)
     if change:
@@ -242,32 +246,39 @@ def _from_staff(turn: Turn, found: Thread) -> None:
     if notes:  # a note makes the whole message internal: nothing of it reaches the requester
         _event(turn, "note", text="\n".join(filter(None, [*(c.argument for c in notes), text])))
         text = ""
-    text = _without_notes(turn, text)
     effects = Effects(department=turn.department, internal=bool(notes))
     for command in commands:
         APPLY[command.name](turn, command, text, effects)
-    if text or effects.change or (turn.inbound.attachments and not notes):
+    files = turn.inbound.attachments and not (notes or (effects.transferred and not text))
+    if text or effects.change or files:
         _relay(turn, text, effects)
     for queue in effects.mails:
         queue()
 
 
-def _without_notes(turn: Turn, text: str) -> str:
-    """The text cut where a line starts a whole internal note: a quote the stripping missed.
+def _repeats_note(turn: Turn, text: str) -> bool:
+    """Whether a line of the text starts a whole internal note: a quote the stripping missed.
 
-    (A sentence that repeats a note's words on purpose does not start with them on a line.)
+    (A sentence that repeats some of a note's words, or repeats it mid-line, does not count.)
     """
-    lines = text.split("\n")
-    for note in (e.detail.get("text", "") for e in turn.request.events if e.kind == "note"):
-        words = _words(str(note))
-        if len(words) < NOTE_WORDS:
-            continue
-        starts = [n for n in range(len(lines))
-                  if _words("\n".join(lines[n:n + len(words)]))[:len(words)] == words]
-        if starts:
-            _event(turn, "relay cut", why="it repeated an internal note word for word")
-            lines = lines[:starts[0]]
-    return "\n".join(lines).strip()
+    words, starts = _words_and_line_starts(text)
+    for event in turn.request.events:
+        note = _words(str(event.detail.get("text", ""))) if event.kind == "note" else []
+        if len(note) >= NOTE_WORDS and any(
+                words[i] == note[0] and words[i:i + len(note)] == note for i in starts):
+            return True
+    return False
+
+
+def _words_and_line_starts(text: str) -> tuple[list[str], list[int]]:
+    words: list[str] = []
+    starts = []
+    for line in text.split("\n"):
+        found = _words(line)
+        if found:
+            starts.append(len(words))
+        words += found
+    return words, starts
 
 
 def _words(text: str) -> list[str]:
@@ -316,6 +327,8 @@ def _problems(turn: Turn, commands: list[Command], text: str) -> list[dict[str, 
     if not commands and not text and not turn.inbound.attachments:
         return [{"line": "", "kind": "nothing to send"}]
     found = [{"line": c.written, **p} for c in commands for p in _problem(turn, c, text)]
+    if not any(c.name == "note" for c in commands) and _repeats_note(turn, text):
+        found.append({"line": "", "kind": "repeats a note"})
     if turn.request.status == CLOSED:
         found += [{"line": c.written, "kind": "closed"} for c in commands
                   if c.name in STATUS_COMMANDS and c.name != "reopen"]
@@ -422,6 +435,7 @@ def _note(turn: Turn, command: Command, text: str, effects: Effects) -> None:
 def _close(turn: Turn, command: Command, text: str, effects: Effects) -> None:
     turn.request.status = CLOSED
     _event(turn, "closed")
+    effects.change = "closed"
 
 
 def _reopen(turn: Turn, command: Command, text: str, effects: Effects) -> None:

@@ -352,16 +352,17 @@ def test_a_note_never_reaches_the_requester(desk: Desk) -> None:
     assert note.detail["text"] == "pemohon ini sering lupa charger\nJangan bilang ke dia ya."
 
 
-def test_a_note_quoted_without_quote_marks_is_cut_from_the_relay(desk: Desk) -> None:
+def test_a_reply_that_quotes_a_note_without_marks_is_held_back_and_answered(
+        desk: Desk) -> None:
     forward = staff_command(desk, "#catatan vendor menagih dua kali untuk adaptor yang sama, "
                                   "jangan dibayar dulu")
     desk.reply(forward, AGUS, "Pak Budi, adaptornya datang besok.\n\n"
                               "* Senin, 23 Nov 2026 09:20 WIB - Catatan internal (agus)\n"
                               "  vendor menagih dua kali untuk\n"
                               "  adaptor yang sama, jangan dibayar dulu\n* Senin ... lain")
-    relayed = text_of(desk.last_to(BUDI))
-    assert "adaptornya datang besok" in relayed
-    assert "menagih" not in relayed and "jangan dibayar" not in relayed
+    assert len(desk.mails_to(BUDI)) == 1  # the acknowledgment only
+    assert desk.events()[-1] == "commands refused"
+    assert "catatan internal" in text_of(desk.last_to(AGUS)).lower()
 
 
 def test_a_note_keeps_its_attachment_internal_even_with_a_status_change(desk: Desk) -> None:
@@ -463,6 +464,16 @@ def test_a_transfer_hands_over_the_history_and_tells_all_three_parties(desk: Des
     assert "Finance" in told and "IT Support" in told
     assert "Finance" in text_of(desk.last_to(IT))
     assert desk.events()[-1] == "transferred"
+
+
+def test_a_file_sent_with_a_bare_transfer_goes_to_the_new_department_only(
+        desk: Desk) -> None:
+    _, forward = desk.open()
+    desk.reply_with_file(forward, AGUS, "#transfer finance tagihan vendor terlampir",
+                         "tagihan-vendor.pdf", b"%PDF tagihan")
+    assert all(not list(m.iter_attachments()) for m in desk.mails_to(BUDI))
+    handed = desk.last_to(FINANCE)
+    assert [a.get_filename() for a in handed.iter_attachments()] == ["tagihan-vendor.pdf"]
 
 
 def test_the_transfer_reason_stays_with_the_departments(desk: Desk) -> None:
@@ -590,8 +601,19 @@ def test_a_reply_after_the_window_opens_a_new_linked_request(desk: Desk) -> None
     assert "REQ-000001" in text_of(ack)
 
 
+def test_a_colleagues_reply_after_the_window_does_not_reopen(desk: Desk) -> None:
+    _, forward = desk.open(Cc="Ani <ani@contoh.co.id>")
+    desk.reply(forward, AGUS, "#resolve Adaptor diganti.")
+    resolved = desk.last_to("ani@contoh.co.id")
+    desk.now += timedelta(days=30)
+    desk.reply(resolved, "Ani <ani@contoh.co.id>", "Terima kasih, sudah beres.")
+    assert desk.request().status == "resolved"
+    assert "sudah beres" in text_of(desk.last_to(IT))
+
+
 def test_a_reply_to_a_closed_request_opens_a_new_one(desk: Desk) -> None:
     staff_command(desk, "#close")
+    assert "ditutup" in text_of(desk.last_to(BUDI))  # the requester hears of it
     ack = desk.mails_to(BUDI)[0]
     desk.reply(ack, "Budi <budi@contoh.co.id>", "Masih belum bisa.")
     assert desk.request(2).previous_id == 1

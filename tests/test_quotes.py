@@ -100,3 +100,14 @@ def test_a_reply_written_under_the_quote_keeps_the_unquoted_lines() -> None:
             "Saya baru bisa jam 14.00, Pak.\n> Bawa juga chargernya.\nBaik, saya bawa.\n\n"
             "-- \nBudi")
     assert new_text(text) == "Saya baru bisa jam 14.00, Pak.\nBaik, saya bawa."
+
+
+@pytest.mark.parametrize("top", ["", "Sent from my iPhone", "-- \nAgus"])
+@pytest.mark.parametrize("header", [
+    "From: Layanan <layanan@contoh.co.id>\nSent: Monday, November 23, 2026 9:15 AM",
+    "Dari: Layanan <layanan@contoh.co.id>\nDikirim: Senin, 23 November 2026 09.15",
+    "-----Pesan Asli-----", "-----Original Message-----",
+    "On Mon, Nov 23, 2026 at 9:15 AM Layanan <layanan@contoh.co.id> wrote:"])
+def test_nothing_above_an_unmarked_quote_is_nothing_new(top: str, header: str) -> None:
+    text = f"{top}\n\n{header}\nTo: IT\n\nPermintaan baru. Catatan internal: jangan dibayar."
+    assert new_text(text) == ""
