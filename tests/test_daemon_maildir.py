@@ -164,6 +164,7 @@ def test_a_rule_may_ignore_with_a_reason(config: Path) -> None:
     assert count(daemon, Message, Message.reason == "rule 'newsletters': internal newsletter") == 1
 
 
+@corpus.needed
 def test_every_corpus_message_ends_in_exactly_one_outcome(tmp_path: Path) -> None:
     config = site(tmp_path, allowed="[]")
     files = corpus.files()

@@ -64,6 +64,7 @@ def test_corpus_auto_replies_are_not_answered(path: Path) -> None:
     assert not guard.check(parse(path.read_bytes()), OPEN_SERVICE).answer
 
 
+@corpus.needed
 def test_nearly_all_corpus_bounces_are_not_answered() -> None:
     answered = [p.name for p in BOUNCES if guard.check(parse(p.read_bytes()), OPEN_SERVICE).answer]
     # a few bounces come from ordinary-looking addresses without Auto-Submitted; recognising

@@ -14,10 +14,12 @@ from tests import corpus
 CORPUS = corpus.files()
 
 
+@corpus.needed
 def test_the_corpus_is_present() -> None:
     assert len(CORPUS) >= 500, f"expected the shared corpus at {corpus.ROOT}"
 
 
+@corpus.needed
 def test_every_corpus_message_parses_or_is_refused_cleanly() -> None:
     refused = []
     for path in CORPUS:
