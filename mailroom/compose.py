@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import traceback
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
@@ -216,7 +217,7 @@ def context(request: Request, department: Department, inbound: Inbound | None,
             resolution=sla.in_words(department.sla.resolution, language),
         ),
         "message": _message_context(inbound, request, attachments),
-        "history": [_entry(e, service.zone, language) for e in workflow.history(request)],
+        "history": _History(request, service.zone, language),
     }
     values.update({key: _namespace(value) for key, value in detail.items()
                    if key not in ("from_name", "attachments")})
@@ -235,6 +236,19 @@ def _request_context(request: Request, zone: ZoneInfo, language: str) -> SimpleN
         first_response_due=sla.local_time(request.first_response_due_at, zone, language),
         due=sla.local_time(request.due_at, zone, language),
     )
+
+
+class _History:
+    """The request's history for a template, read only if the template uses it (`transfer`)."""
+
+    def __init__(self, request: Request, zone: ZoneInfo, language: str) -> None:
+        self.request, self.zone, self.language = request, zone, language
+
+    def __iter__(self) -> Iterator[SimpleNamespace]:
+        return (_entry(e, self.zone, self.language) for e in workflow.history(self.request))
+
+    def __bool__(self) -> bool:
+        return any(True for _ in self)
 
 
 def _entry(entry: workflow.Entry, zone: ZoneInfo, language: str) -> SimpleNamespace:

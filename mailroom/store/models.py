@@ -103,7 +103,7 @@ class Message(Base):
     mailbox: Mapped[str | None] = mapped_column(String(500))
     uidvalidity: Mapped[int | None] = mapped_column(Integer)
     uid: Mapped[str | None] = mapped_column(String(200))
-    raw: Mapped[bytes | None] = mapped_column(LargeBinary)
+    raw: Mapped[bytes | None] = mapped_column(LargeBinary, deferred=True)  # read when needed
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
     request: Mapped[Request | None] = relationship(back_populates="messages")
