@@ -1,9 +1,11 @@
-"""YAML that remembers where each value was written, so mistakes are reported as file:line."""
+"""YAML that remembers where each value was written; its readers report mistakes as file:line."""
 
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable
+import re
+from collections.abc import Callable, Collection, Iterable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +14,9 @@ import yaml
 from mailroom.errors import ConfigError, Problem
 
 LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when PyYAML has it: 5x faster
+ADDRESS = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
+DURATION = re.compile(r"^\s*(?:(\d+)\s*w)?\s*(?:(\d+)\s*d)?\s*(?:(\d+)\s*h)?\s*(?:(\d+)\s*m)?\s*$")
+REQUIRED: Any = object()
 
 
 class Where:
@@ -34,6 +39,12 @@ class Mapping(dict[str, Any]):
 
     where: Where
     key_where: dict[str, Where]
+
+    @classmethod
+    def empty(cls, where: Where) -> Mapping:
+        mapping = cls()
+        mapping.where, mapping.key_where = where, {}
+        return mapping
 
     def at(self, key: str) -> Where:
         return self.key_where.get(key, self.where)
@@ -89,8 +100,7 @@ def _convert(loader: Any, node: yaml.Node, file: str) -> Any:
 
 
 def _mapping(loader: Any, node: yaml.MappingNode, file: str) -> Mapping:
-    result = Mapping()
-    result.where, result.key_where = _where(node, file), {}
+    result = Mapping.empty(_where(node, file))
     for key_node, value_node in node.value:
         key = str(loader.construct_object(key_node, deep=True))
         where = _where(key_node, file)
@@ -117,16 +127,6 @@ def require_mapping(value: Any, where: Where, what: str) -> Mapping:
     return value
 
 
-def check_keys(mapping: Mapping, allowed: Iterable[str], what: str) -> list[Problem]:
-    """Problems for each key of `mapping` that is not among `allowed`."""
-    allowed = set(allowed)
-    return [
-        mapping.at(key).problem(f"unknown key {key!r} in {what}", did_you_mean(key, allowed))
-        for key in mapping
-        if key not in allowed
-    ]
-
-
 def kind_of(value: Any) -> str:
     """How a wrong value is described to an admin: 'a list', "text 'abc'", ..."""
     if value is None:
@@ -149,9 +149,145 @@ class Report:
     def add(self, where: Where, message: str, hint: str = "") -> None:
         self.problems.append(where.problem(message, hint))
 
-    def unknown_keys(self, mapping: Mapping, allowed: Iterable[str], what: str) -> None:
-        self.problems += check_keys(mapping, allowed, what)
+    def unknown_keys(self, mapping: Mapping, allowed: Collection[str], what: str) -> None:
+        for key in mapping:
+            if key not in allowed:
+                self.add(mapping.at(key), f"unknown key {key!r} in {what}",
+                         did_you_mean(key, allowed))
 
     def raise_if_any(self) -> None:
         if self.problems:
             raise ConfigError(sorted(self.problems, key=lambda p: (p.line, p.col)))
+
+
+class Section:
+    """The keys of one mapping read as typed values; each mistake goes into `report`."""
+
+    def __init__(self, mapping: Mapping, what: str, report: Report) -> None:
+        self.mapping, self.what, self.report = mapping, what, report
+
+    def fail(self, key: str, message: str, hint: str = "") -> None:
+        self.report.add(self.mapping.at(key), message, hint)
+
+    def unknown_keys(self, allowed: Collection[str], what: str = "") -> None:
+        self.report.unknown_keys(self.mapping, allowed, what or self.what)
+
+    def get(self, key: str, default: Any, check: Callable[[Any], Any], expect: str) -> Any:
+        """The value at `key` as `check` returns it; else `default`, or None if REQUIRED."""
+        value = self.mapping.get(key)
+        if value is None and default is REQUIRED:
+            self.fail(key, f"{self.what} needs {key!r}", f"add '{key}: {expect}'")
+        if value is None:
+            return None if default is REQUIRED else default
+        try:
+            return check(value)
+        except (TypeError, ValueError) as exc:
+            if str(exc):
+                self.fail(key, f"{self.what}.{key}: {exc}", f"expected {expect}")
+            else:
+                self.fail(key, f"{self.what}.{key}: expected {expect}, got {kind_of(value)}")
+            return None if default is REQUIRED else default
+
+    def text(self, key: str, default: Any = "") -> Any:
+        return self.get(key, default, text, "text")
+
+    def address(self, key: str, default: Any = "") -> Any:
+        return self.get(key, default, address, "an email address like name@example.org")
+
+    def addresses(self, key: str) -> tuple[str, ...]:
+        return tuple(self.get(key, [], addresses, "a list of email addresses"))
+
+    def texts(self, key: str, expect: str) -> tuple[str, ...]:
+        return tuple(self.get(key, [], texts, expect))
+
+    def number(self, key: str, default: float) -> Any:
+        return self.get(key, default, _positive, "a positive number")
+
+    def integer(self, key: str, default: Any) -> Any:
+        return self.get(key, default, _port, "a whole number from 1 to 65535")
+
+    def boolean(self, key: str, default: bool) -> Any:
+        return self.get(key, default, _boolean, "true or false")
+
+    def choice(self, key: str, options: tuple[str, ...], default: Any) -> Any:
+        return self.get(key, default, _one_of(options), "one of " + ", ".join(options))
+
+    def duration(self, key: str, default: Any) -> Any:
+        return self.get(key, default, duration, "a duration like 30m, 4h, 3d or 1d 4h")
+
+
+def parse_duration(text: str) -> timedelta | None:
+    """'4h', '3d', '1d 4h', '30m', '2w' as a timedelta; None if not such a duration."""
+    match = DURATION.match(str(text))
+    if not match or not any(match.groups()):
+        return None
+    weeks, days, hours, minutes = (int(g or 0) for g in match.groups())
+    return timedelta(weeks=weeks, days=days, hours=hours, minutes=minutes)
+
+
+def text(value: Any) -> str:
+    """A word, sentence or number written as text, stripped; raises if it is not one."""
+    if not isinstance(value, str | int | float) or isinstance(value, bool):
+        raise TypeError("")
+    if not str(value).strip():
+        raise ValueError("the text is empty")
+    return str(value).strip()
+
+
+def texts(value: Any) -> list[str]:
+    return [text(v) for v in _items(value)]
+
+
+def address(value: Any) -> str:
+    found = text(value).lower()
+    if not ADDRESS.match(found):
+        raise ValueError(f"{found!r} is not an email address")
+    return found
+
+
+def addresses(value: Any) -> list[str]:
+    return [address(v) for v in _items(value)]
+
+
+def duration(value: Any) -> timedelta:
+    found = parse_duration(text(value))
+    if found is None or found <= timedelta(0):
+        raise ValueError("")
+    return found
+
+
+def _positive(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        raise ValueError("")
+    return float(value)
+
+
+def _port(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 65536:
+        raise ValueError("")
+    return value
+
+
+def _boolean(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError("")
+    return value
+
+
+def _one_of(options: tuple[str, ...]) -> Callable[[Any], str]:
+    def check(value: Any) -> str:
+        chosen = text(value)
+        if chosen not in options:
+            close = did_you_mean(chosen, options)
+            close = f"; {close}" if "mean" in close else ""
+            raise ValueError(f"unknown value {chosen!r}{close}")
+        return chosen
+    return check
+
+
+def _items(value: Any) -> list[Any]:
+    if isinstance(value, str):
+        return [value]
+    if not isinstance(value, list):
+        raise TypeError("")
+    return value

@@ -7,12 +7,17 @@ from pathlib import Path
 
 import pytest
 
-from mailroom import config
-from mailroom.errors import ConfigError
+from mailroom import config, rules
+from mailroom.errors import ConfigError, Problem
+from mailroom.located import loads
+from mailroom.rules.loader import build
 
 ROOT = Path(__file__).parent.parent
 MISTAKES = sorted((Path(__file__).parent / "data" / "config-mistakes").glob("*.yaml"))
 UNKNOWN_KEY = Path(__file__).parent / "data" / "config-mistakes" / "unknown-key.yaml"
+VALID = UNKNOWN_KEY.read_text().split("\n", 1)[1].replace(", pth: x", "")
+RULE = ("rules: [{name: r, if: {}, then: {department: hr, sla: {first_response: 4h}}}]\n"
+        "fallback: {department: triage}\n")
 
 
 def expected(path: Path) -> str:
@@ -50,10 +55,8 @@ def test_example_config_loads_when_its_secrets_are_in_the_environment(
 
 def test_secret_from_a_file_and_never_printed(tmp_path: Path) -> None:
     (tmp_path / "secret.txt").write_text("hunter2-hunter2-hunter2-hunter2-hunter2\n")
-    text = (UNKNOWN_KEY.read_text().split("\n", 1)[1].replace(", pth: x", "")
-            .replace("test-secret-of-thirty-two-characters", "file:secret.txt"))
     path = tmp_path / "mailroom.yaml"
-    path.write_text(text)
+    path.write_text(VALID.replace("test-secret-of-thirty-two-characters", "file:secret.txt"))
     loaded = config.load(path)
     assert loaded.service.secret.reveal() == "hunter2-hunter2-hunter2-hunter2-hunter2"
     assert "hunter2" not in repr(loaded.service) and "hunter2" not in str(loaded)
@@ -66,6 +69,35 @@ def test_every_problem_is_listed_at_once(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         config.load(path)
     assert len(caught.value.problems) == 3
+
+
+def problems_in(text: str, tmp_path: Path) -> list[Problem]:
+    path = tmp_path / "mailroom.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as caught:
+        config.load(path)
+    return caught.value.problems
+
+
+@pytest.mark.parametrize("duration", ["soon", "0m", "4 hours", "5", "[4h]"])
+def test_a_bad_duration_reads_the_same_in_a_department_and_in_a_rule(
+        duration: str, tmp_path: Path) -> None:
+    in_config = problems_in(VALID.replace("first_response: 4h", f"first_response: {duration}"),
+                            tmp_path)
+    rule = loads(RULE.replace("first_response: 4h", f"first_response: {duration}"), "rules.yaml")
+    with pytest.raises(ConfigError) as in_rule:
+        build(rule, "rules.yaml", "v1", rules.Known({"hr": frozenset(), "triage": frozenset()}))
+    assert [(p.message.removeprefix("departments.hr."), p.hint) for p in in_config] == [
+        (p.message.removeprefix("then."), p.hint) for p in in_rule.value.problems]
+
+
+@pytest.mark.parametrize("inbox", [
+    "inbox: {kind: maildri, path: inbox}", "inbox: {path: inbox}", "inbox: maildir", "",
+    "inbox: {kind: maildir, path: inbox, pth: x}", "inbox: {kind: imap, host: h, port: 0}",
+    "inbox: {kind: imap}", "inbox: {kind: imap, host: h, path: inbox}"])
+def test_a_mistake_in_the_inbox_is_reported_once(inbox: str, tmp_path: Path) -> None:
+    text = VALID.replace("inbox: {kind: maildir, path: inbox}", inbox)
+    assert ["inbox" in p.message for p in problems_in(text, tmp_path)] == [True]
 
 
 @pytest.mark.parametrize(("text", "minutes"), [

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from mailroom import located
-from mailroom.config import ADDRESS, parse_duration
-from mailroom.located import Mapping, Report, Where
+from mailroom.located import Mapping, Report, Section, Where
 from mailroom.rules.model import PRIORITIES, Actions, Known
 
 ACTION_KEYS = ("department", "priority", "category", "sla", "tags", "cc", "templates", "ignore")
@@ -20,90 +20,55 @@ def actions(value: Any, where: Where, report: Report, known: Known, what: str) -
                    "e.g. {department: hr, priority: high}")
         return Actions()
     report.unknown_keys(value, ACTION_KEYS, f"'{what}'")
-    first_response, resolution = _sla(value, report)
+    s = Section(value, what, report)
+    first_response, resolution = _sla(s)
     return Actions(
-        department=_department(value, report, known),
-        priority=_choice(value, "priority", PRIORITIES, report),
-        category=_text(value, "category", report),
+        department=_department(s, known),
+        priority=_choice(s, "priority", PRIORITIES),
+        category=s.text("category", None),
         first_response=first_response,
         resolution=resolution,
-        tags=tuple(_list(value, "tags", report, "[payroll, vip]")),
-        watchers=tuple(_addresses(value, report)),
-        templates=_template_set(value, report, known),
-        ignore=_text(value, "ignore", report),
+        tags=s.texts("tags", "a list of words like [payroll, vip]"),
+        watchers=s.addresses("cc"),
+        templates=_template_set(s, known),
+        ignore=s.text("ignore", None),
     )
 
 
-def _department(value: Mapping, report: Report, known: Known) -> str | None:
-    department = _text(value, "department", report)
+def _department(s: Section, known: Known) -> str | None:
+    department: str | None = s.text("department", None)
     if department is not None and department not in known.members:
-        report.add(value.at("department"), f"unknown department {department!r}",
-                   located.did_you_mean(department, known.members))
+        s.fail("department", f"unknown department {department!r}",
+               located.did_you_mean(department, known.members))
     return department
 
 
-def _text(value: Mapping, key: str, report: Report) -> str | None:
-    if key not in value:
-        return None
-    text = value[key]
-    if not isinstance(text, str | int) or isinstance(text, bool) or not str(text).strip():
-        report.add(value.at(key), f"{key} needs a text value")
-        return None
-    return str(text).strip()
-
-
-def _choice(value: Mapping, key: str, options: tuple[str, ...], report: Report) -> str | None:
-    chosen = _text(value, key, report)
+def _choice(s: Section, key: str, options: tuple[str, ...]) -> str | None:
+    chosen: str | None = s.text(key, None)
     if chosen is not None and chosen not in options:
-        report.add(value.at(key), f"unknown {key} {chosen!r}",
-                   located.did_you_mean(chosen, options))
+        s.fail(key, f"unknown {key} {chosen!r}", located.did_you_mean(chosen, options))
     return chosen
 
 
-def _list(value: Mapping, key: str, report: Report, example: str) -> list[str]:
-    items = value.get(key, [])
-    items = [items] if isinstance(items, str) else items
-    if not isinstance(items, list) or not all(isinstance(i, str) and i.strip() for i in items):
-        report.add(value.at(key), f"{key} needs a list of words", f"e.g. {key}: {example}")
-        return []
-    return [i.strip() for i in items]
-
-
-def _addresses(value: Mapping, report: Report) -> list[str]:
-    found = [a.lower() for a in _list(value, "cc", report, "[manager@contoh.co.id]")]
-    for address in found:
-        if not ADDRESS.match(address):
-            report.add(value.at("cc"), f"{address!r} is not an email address")
-    return found
-
-
-def _sla(value: Mapping, report: Report) -> tuple[Any, Any]:
-    sla = value.get("sla")
+def _sla(s: Section) -> tuple[timedelta | None, timedelta | None]:
+    sla = s.mapping.get("sla")
     if sla is None:
         return None, None
     if not isinstance(sla, Mapping):
-        report.add(value.at("sla"), "sla needs first_response and/or resolution",
-                   "e.g. sla: {first_response: 1h, resolution: 1d}")
+        s.fail("sla", "sla needs first_response and/or resolution",
+               "e.g. sla: {first_response: 1h, resolution: 1d}")
         return None, None
-    report.unknown_keys(sla, ("first_response", "resolution"), "sla")
-    return _duration(sla, "first_response", report), _duration(sla, "resolution", report)
+    s.report.unknown_keys(sla, ("first_response", "resolution"), "sla")
+    times = Section(sla, f"{s.what}.sla", s.report)
+    return times.duration("first_response", None), times.duration("resolution", None)
 
 
-def _duration(sla: Mapping, key: str, report: Report) -> Any:
-    if key not in sla:
-        return None
-    duration = parse_duration(str(sla[key]))
-    if duration is None or not duration:
-        report.add(sla.at(key), f"{key}: {sla[key]!r} is not a duration", "e.g. 30m, 4h, 3d")
-    return duration
-
-
-def _template_set(value: Mapping, report: Report, known: Known) -> str | None:
-    name = _text(value, "templates", report)
+def _template_set(s: Section, known: Known) -> str | None:
+    name: str | None = s.text("templates", None)
     if name is not None and name not in known.template_sets:
-        report.add(value.at("templates"), f"unknown template set {name!r}",
-                   located.did_you_mean(name, known.template_sets) or
-                   "a template set is a folder beside en/ and id/ in the templates folder")
+        s.fail("templates", f"unknown template set {name!r}",
+               located.did_you_mean(name, known.template_sets) or
+               "a template set is a folder beside en/ and id/ in the templates folder")
     return name
 
 
