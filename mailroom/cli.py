@@ -1,4 +1,4 @@
-"""The `mailroom` command: run, ingest, demo, check, rules, requests, db."""
+"""The `mailroom` command: run, ingest, demo, check, rules, sla, requests, db."""
 
 from __future__ import annotations
 
@@ -8,18 +8,20 @@ import logging
 import shutil
 import sys
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
 from mailroom import clock as clocks
 from mailroom import config as config_file
-from mailroom import rules, sla
+from mailroom import located, rules, sla
 from mailroom.compose import template_sets
 from mailroom.daemon import Daemon, Settings, known
 from mailroom.errors import ConfigError, MessageError, TransientError
-from mailroom.intake import Intake, Outcome
+from mailroom.intake import Intake, Outcome, arrival
 from mailroom.parse import parse
 from mailroom.sources.maildir import MaildirSource
 from mailroom.sources.stdin import read_item
@@ -63,6 +65,7 @@ def _parser() -> argparse.ArgumentParser:
     listing = _command(commands, "requests", list_requests, "list requests")
     listing.add_argument("--limit", type=int, default=50)
     _rules_commands(commands)
+    _sla_commands(commands)
     db = _command(commands, "db", lambda a: _help(db), "database maintenance")
     db_commands = db.add_subparsers(required=True, metavar="ACTION")
     _command(db_commands, "upgrade", db_upgrade, "bring the schema up to date")
@@ -91,6 +94,18 @@ def _rules_commands(commands: argparse._SubParsersAction) -> None:  # type: igno
     replay.add_argument("--since", default="30d", help="how far back, e.g. 7d, 12w (default 30d)")
 
 
+def _sla_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    group = _command(commands, "sla", lambda a: _help(group), "business-time due dates")
+    actions = group.add_subparsers(required=True, metavar="ACTION")
+    preview = _command(actions, "preview", sla_preview,
+                       "the due times a request arriving at a given time would get")
+    preview.add_argument("--department", required=True, help="department key, e.g. hr")
+    preview.add_argument("--at", help="arrival, in the department's local time, e.g. "
+                         "'2026-12-24 16:30' (default: now)")
+    preview.add_argument("--json", action="store_true",
+                         help="print {first_response_due, resolution_due} in ISO 8601")
+
+
 def _help(parser: argparse.ArgumentParser) -> int:
     parser.print_help()
     return 2
@@ -100,12 +115,12 @@ def _config_path(args: argparse.Namespace) -> Path:
     return args.config or config_file.default_path()
 
 
-def _daemon(args: argparse.Namespace) -> Daemon:
-    return Daemon(_config_path(args), clocks.from_environment())
-
-
 def run(args: argparse.Namespace) -> int:
-    daemon = _daemon(args)
+    clock = clocks.from_environment(running=not args.once)
+    if clock.fixed:
+        log.warning("MAILROOM_NOW fixes the clock at %s: this run shows what a run then would "
+                    "do and send", clock.now().isoformat())
+    daemon = Daemon(_config_path(args), clock)
     if args.once:
         daemon.run_once()
         daemon.close()
@@ -116,12 +131,12 @@ def run(args: argparse.Namespace) -> int:
 
 def ingest(args: argparse.Namespace) -> int:
     """Exit 0 once the message has a recorded outcome, 75 (try again later) otherwise."""
-    item = read_item(sys.stdin.buffer)
+    clock = clocks.from_environment()
+    item = read_item(sys.stdin.buffer, arrived=clock.now())  # the MTA's hand-over
     try:
         settings = Settings.load(_config_path(args))
         db = _database(settings.config)
-        outcome = Intake(settings.config, settings.ruleset, db, clocks.from_environment()
-                         ).process(item)
+        outcome = Intake(settings.config, settings.ruleset, db, clock).process(item)
     except TransientError as exc:
         print(f"mailroom: {exc}; the MTA should try again later", file=sys.stderr)
         return EX_TEMPFAIL
@@ -170,11 +185,63 @@ def rules_test(args: argparse.Namespace) -> int:
         except (OSError, MessageError) as exc:
             print(f"{path}: cannot read as mail: {exc}", file=sys.stderr)
             return 1
-        results.append(explained(path, rules.route(ruleset, inbound, inbound.date or now,
+        results.append(explained(path, rules.route(ruleset, inbound, arrival(inbound, now),
                                                    explain=True)))
     print(json.dumps(results, indent=2, ensure_ascii=False) if args.json
           else "\n\n".join(_explanation(r, ruleset) for r in results))
     return 0
+
+
+def sla_preview(args: argparse.Namespace) -> int:
+    config = config_file.load(_config_path(args))
+    department = config.departments.get(args.department)
+    if department is None:
+        print(f"mailroom: unknown department {args.department!r}; "
+              f"{located.did_you_mean(args.department, config.departments)}", file=sys.stderr)
+        return 2
+    calendar = department.calendar
+    try:
+        arrival = _local_moment(args.at, calendar.zone) if args.at else \
+            clocks.from_environment().now()
+    except ValueError:
+        print(f"mailroom: --at {args.at!r} is not a time like '2026-12-24 16:30'",
+              file=sys.stderr)
+        return 2
+    due = sla.due_times(calendar, arrival, department.sla.first_response,
+                        department.sla.resolution)
+    if args.json:
+        print(json.dumps({"first_response_due": due.first_response.astimezone(
+            calendar.zone).isoformat(), "resolution_due": due.resolution.astimezone(
+            calendar.zone).isoformat()}))
+        return 0
+    print(sla_explained(department, arrival, due))
+    return 0
+
+
+def _local_moment(text: str, zone: ZoneInfo) -> datetime:
+    moment = datetime.fromisoformat(text.strip())
+    return moment if moment.tzinfo else moment.replace(tzinfo=zone)
+
+
+def sla_explained(department: config_file.Department, arrival: datetime, due: sla.Due) -> str:
+    """The preview as an admin reads it: arrival, when the clock starts, each due time."""
+    calendar, zone = department.calendar, department.calendar.zone
+    working = not calendar.always
+    opening = calendar.next_opening(arrival)
+    local = arrival.astimezone(zone).date()
+    closed = calendar.holiday(local) or ("" if calendar.works_on(local) else "no working hours")
+    lines = [f"{department.key} ({department.name}), calendar {calendar.name} "
+             f"({calendar.timezone})",
+             f"  arrives         {sla.local_time(arrival, zone, 'en')}"]
+    if opening != arrival:
+        why = f" ({closed})" if closed else ""
+        lines.append(f"  clock starts    {sla.local_time(opening, zone, 'en')}: out of hours{why}")
+    for what, target, moment in (
+            ("first response", department.sla.first_response, due.first_response),
+            ("resolution", department.sla.resolution, due.resolution)):
+        lines.append(f"  {what:<15} {sla.local_time(moment, zone, 'en')}"
+                     f"  ({sla.in_words(target, 'en', working)})")
+    return "\n".join(lines)
 
 
 def explained(path: Path, route: rules.Route) -> dict[str, object]:
@@ -222,7 +289,7 @@ def _replayed(request: Request, ruleset: rules.RuleSet, config: config_file.Conf
               ) -> tuple[str, str, str, str, str]:
     first = request.messages[0] if request.messages else None
     inbound = parse(first.raw, config.service.language) if first and first.raw else None
-    route = rules.route(ruleset, inbound, request.created_at) if inbound else None
+    route = rules.route(ruleset, inbound, request.received_at) if inbound else None
     now = ("(ignored)" if route and route.ignore else route.department) if route else "?"
     return (request.reference, request.department, now, request.rule,
             route.rule if route else "(no stored message)")

@@ -25,11 +25,14 @@ from mailroom.errors import ConfigError, Problem
 from mailroom.parse import Attachment, Inbound
 from mailroom.store.models import Event, Request
 
-TEMPLATES = ("ack", "forward", "relay", "update", "transferred", "transfer", "notice", "commands")
+TEMPLATES = ("ack", "forward", "relay", "update", "transferred", "transfer", "notice", "commands",
+             "reminder", "escalation", "delay", "digest", "survey", "survey_thanks")
+DEPARTMENT_TEMPLATES = ("digest",)  # about a department's requests, not one request
 LANGUAGES = ("en", "id")
 BLOCKS = ("subject", "text", "html")
 # relay and update carry a person's words: no Auto-Submitted, so they read as the person's mail
-AUTO_SUBMITTED = {"ack": "auto-replied", "commands": "auto-replied", "relay": "", "update": ""}
+AUTO_SUBMITTED = {"ack": "auto-replied", "commands": "auto-replied",
+                  "survey_thanks": "auto-replied", "relay": "", "update": ""}
 
 
 class _CompiledTemplates(jinja2.FileSystemBytecodeCache):
@@ -165,7 +168,8 @@ class Composer:
         message["To"] = ", ".join(mail.recipients)
         if mail.cc:
             message["Cc"] = ", ".join(mail.cc)
-        message["Subject"] = f"[{mail.reference}] {rendered.subject}"
+        message["Subject"] = f"[{mail.reference}] {rendered.subject}" if mail.reference \
+        else rendered.subject
         message["Date"] = format_datetime(mail.date.astimezone(UTC))
         message["Message-ID"] = mail.message_id
         message["Reply-To"] = mail.reply_to
@@ -207,24 +211,39 @@ def context(request: Request, department: Department, inbound: Inbound | None,
     `commands`); each of its keys becomes a variable of its own. `attachments` are the files
     this mail carries (`message.attachments`).
     """
+    zone = department.calendar.zone
+    values = department_context(department, service, language, detail)
+    values.update({
+        "request": _request_context(request, department.calendar, language),
+        "message": _message_context(inbound, request, attachments),
+        "history": _History(request, zone, language),
+    })
+    return values
+
+
+def department_context(department: Department, service: Service, language: str,
+                       detail: dict[str, Any]) -> dict[str, Any]:
+    """The variables of a mail about a department (a digest): service, department, detail."""
+    working = not department.calendar.always
     values = {
         "service": SimpleNamespace(name=service.name, address=service.address,
                                    reopen_days=service.reopen_days),
-        "request": _request_context(request, service.zone, language),
         "department": SimpleNamespace(
             key=department.key, name=department.name, address=department.address,
-            first_response=sla.in_words(department.sla.first_response, language),
-            resolution=sla.in_words(department.sla.resolution, language),
+            first_response=sla.in_words(department.sla.first_response, language, working),
+            resolution=sla.in_words(department.sla.resolution, language, working),
         ),
-        "message": _message_context(inbound, request, attachments),
-        "history": _History(request, service.zone, language),
     }
     values.update({key: _namespace(value) for key, value in detail.items()
                    if key not in ("from_name", "attachments")})
     return values
 
 
-def _request_context(request: Request, zone: ZoneInfo, language: str) -> SimpleNamespace:
+def _request_context(request: Request, calendar: sla.Calendar,
+                     language: str) -> SimpleNamespace:
+    zone, working = calendar.zone, not calendar.always
+    received = request.received_at or request.created_at
+    promised = request.promised_at or request.first_response_due_at
     return SimpleNamespace(
         reference=request.reference, subject=request.subject or "(no subject)",
         priority=request.priority, status=request.status, requester=request.requester,
@@ -232,9 +251,17 @@ def _request_context(request: Request, zone: ZoneInfo, language: str) -> SimpleN
         rules_version=request.rules_version, assignee=request.assignee,
         transfers=request.transfers, solution=request.solution,
         previous=request.previous.reference if request.previous else "",
-        created=sla.local_time(request.created_at, zone, language),
+        created=sla.local_time(received, zone, language),
+        opens="" if calendar.is_open(received) else
+        sla.local_time(calendar.next_opening(received), zone, language),
+        promised=sla.local_time(promised, zone, language),
         first_response_due=sla.local_time(request.first_response_due_at, zone, language),
         due=sla.local_time(request.due_at, zone, language),
+        first_response_target=sla.in_words(
+            timedelta(seconds=request.first_response_target), language, working),
+        resolution_target=sla.in_words(
+            timedelta(seconds=request.resolution_target), language, working),
+        rating=request.rating, rating_comment=request.rating_comment,
     )
 
 
@@ -275,6 +302,7 @@ def _message_context(inbound: Inbound | None, request: Request,
                            attachments=list(attachments))
 
 
+STAGES = ("first_response", "resolution")
 SAMPLE_MOVE = {"from_key": "it", "from_name": "IT Support", "to_key": "finance",
                "to_name": "Finance", "reason": "<about> an invoice", "by": "agus@example.org",
                "by_name": "Agus"}
@@ -310,6 +338,25 @@ SAMPLE_DETAILS: dict[str, list[dict[str, Any]]] = {
                    "assignee": "maya@example.org"}}],
     "commands": [{"commands": {"help": True, "problems": []}},
                  {"commands": {"help": False, "problems": SAMPLE_PROBLEMS}}],
+    "reminder": [{"reminder": {"stage": stage, "percent": percent, "due": "<due>", "late": ""}}
+                 for stage in STAGES for percent in (50, 80)],
+    "escalation": [{"escalation": {"kind": stage, "rating": None, "comment": "",
+                                   "assignee": assignee, "due": "<due>", "late": "<2 hours>"}}
+                   for stage in STAGES for assignee in ("", "maya@example.org")]
+    + [{"escalation": {"kind": "rating", "rating": 1, "comment": comment, "assignee": "",
+                       "due": "", "late": ""}} for comment in ("", "<slow>")],
+    "delay": [{"delay": {"stage": stage, "due": "<due>", "late": "<2 hours>",
+                         "estimate": "<estimate>"}} for stage in STAGES],
+    "digest": [{"digest": {"date": "<date>", "total": 2, "overdue": 1, "requests": [
+        {"reference": f"REQ-00000{n}", "subject": "<subject>", "requester": "a@example.org",
+         "requester_name": name, "priority": "high", "status": status, "assignee": assignee,
+         "overdue": n == 1, "due": "<due>"}
+        for n, name, status, assignee in ((1, "<Ani>", "open", "maya@example.org"),
+                                          (2, "", "waiting", ""))]}}],
+    "survey": [{"survey": {"resolved": "<resolved>"}}],
+    "survey_thanks": [{"survey": {"rating": rating, "comment": comment, "stopped": False}}
+                      for rating, comment in ((5, ""), (1, "<slow>"))]
+    + [{"survey": {"rating": None, "comment": "", "stopped": True}}],
 }
 
 
@@ -321,13 +368,19 @@ def sample_contexts(service: Service, language: str, template: str) -> list[dict
                       priority="normal", status="open", rule="sample rule",
                       rules_version="0123456789ab", created_at=now, assignee="", transfers=0,
                       solution="", first_response_due_at=now + timedelta(hours=4),
-                      due_at=now + timedelta(days=3))
+                      due_at=now + timedelta(days=3), received_at=now,
+                      promised_at=now + timedelta(hours=2), first_response_target=4 * 3600,
+                      resolution_target=3 * 86400, rating=None, rating_comment="")
     request.previous = Request(id=0)
     for kind in workflow.HISTORY:
         request.events.append(Event(at=now, kind=kind, actor="agus@example.org",
                                     detail={"text": "<internal> note", **SAMPLE_MOVE}))
     department = Department("sample", "Sample Department", "dept@example.org",
-                            Sla(timedelta(hours=4), timedelta(days=3)))
+                            Sla(timedelta(hours=4), timedelta(days=3)),
+                            calendar=sla.around_the_clock(service.timezone))
+    if template in DEPARTMENT_TEMPLATES:
+        return [department_context(department, service, language, detail)
+                for detail in SAMPLE_DETAILS[template]]
     inbound = Inbound(message_id="<sample@example.org>", sender="someone@example.org",
                       subject="<Sample> request", text="Line one\n<b>not bold</b>",
                       attachments=(Attachment("file.pdf", "application/pdf", 1234),))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from mailroom import located
 from mailroom.located import REQUIRED, Mapping, Report, Section, Where
 from mailroom.located import parse_duration as parse_duration
+from mailroom.sla import AROUND_THE_CLOCK, Calendar, Holidays, Span, around_the_clock, parse_hours
 
 SECURITY_PORTS = {"imap": {"tls": 993, "starttls": 143, "none": 143},
                   "smtp": {"tls": 465, "starttls": 587, "none": 25}}
@@ -106,6 +107,15 @@ class Department:
     sla: Sla
     members: tuple[str, ...] = ()
     manager: str = ""
+    calendar: Calendar = AROUND_THE_CLOCK
+
+
+@dataclass(frozen=True)
+class Survey:
+    """When the satisfaction survey goes out, and how often one person may get one."""
+
+    after: timedelta = timedelta(hours=1)  # working time after the resolution
+    quiet: timedelta = timedelta(days=7)  # no second survey to one person within this
 
 
 @dataclass(frozen=True)
@@ -118,16 +128,23 @@ class Config:
     rules_path: Path
     templates_path: Path
     departments: dict[str, Department] = field(default_factory=dict)
+    calendars: dict[str, Calendar] = field(default_factory=dict)
+    reminders: tuple[int, ...] = (50, 80)  # percent of a target's working time used
+    survey: Survey = Survey()
 
 
 DEFAULT_SLA = Sla(first_response=timedelta(hours=8), resolution=timedelta(days=3))
-TOP_KEYS = ("service", "inbox", "outgoing", "database", "rules", "templates", "departments")
+TOP_KEYS = ("service", "inbox", "outgoing", "database", "rules", "templates", "departments",
+            "calendars", "reminders", "survey")
 SERVICE_KEYS = ("address", "name", "allowed_domains", "secret", "language", "timezone", "admin",
                 "reply_address", "reopen_days", "require_authentication", "authserv_ids")
 SERVER_KEYS = ("host", "port", "security", "username", "password", "timeout_seconds", "ca_file")
 INBOX_KEYS = ("kind", "folder", "processed_folder", "idle", "poll_seconds", "batch_size",
               *SERVER_KEYS)
-DEPARTMENT_KEYS = ("name", "address", "members", "manager", "sla")
+DEPARTMENT_KEYS = ("name", "address", "members", "manager", "sla", "calendar")
+CALENDAR_KEYS = ("timezone", "hours", "holidays", "closed")
+HOLIDAY_KEYS = ("country", "subdivision", "categories")
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 PATH = "a file or folder path"
 SECRET = "env:NAME, file:PATH or the value itself"
 LONG_SECRET = ("a random string of 32 characters or more, e.g. from `openssl rand -base64 33`, "
@@ -246,7 +263,8 @@ def _outgoing(s: Section, base: Path) -> Outgoing:
     return Outgoing(kind=kind, server=_server(s, "smtp", base))
 
 
-def _department(key: str, s: Section) -> Department:
+def _department(key: str, s: Section, calendars: dict[str, Calendar],
+                zone: str) -> Department:
     sla = DEFAULT_SLA
     if "sla" in s.mapping:
         t = _section(s.mapping, "sla", s.report, ("first_response", "resolution"), f"{s.what}.sla")
@@ -259,7 +277,134 @@ def _department(key: str, s: Section) -> Department:
         sla=sla,
         members=s.addresses("members"),
         manager=s.address("manager", ""),
+        calendar=s.get("calendar", around_the_clock(zone), _known(calendars),
+                       "the name of a calendar under 'calendars:'"),
     )
+
+
+def _known(calendars: dict[str, Calendar]) -> Callable[[Any], Calendar]:
+    def check(value: Any) -> Calendar:
+        name = located.text(value)
+        if name not in calendars:
+            close = located.did_you_mean(name, calendars)
+            raise ValueError(f"unknown calendar {name!r}" + (f"; {close}" if close else ""))
+        return calendars[name]
+    return check
+
+
+def _calendars(top: Mapping, report: Report, zone: str) -> dict[str, Calendar]:
+    value = top.get("calendars")
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        report.add(top.at("calendars"), "calendars must map a name to each calendar",
+                   "e.g. jakarta: {timezone: Asia/Jakarta, hours: {mon-fri: '08:00-17:00'}}")
+        return {}
+    return {name: _calendar(name, _section(value, name, report, CALENDAR_KEYS,
+                                           f"calendars.{name}"), zone) for name in value}
+
+
+def _calendar(name: str, s: Section, zone: str) -> Calendar:
+    holidays = None
+    if "holidays" in s.mapping:
+        holidays = _holidays(_section(s.mapping, "holidays", s.report, HOLIDAY_KEYS,
+                                      f"{s.what}.holidays"))
+    return Calendar(
+        name=name,
+        timezone=s.get("timezone", zone, _zone, "a time zone like Asia/Jakarta"),
+        hours=_week(_section(s.mapping, "hours", s.report, (), f"{s.what}.hours")),
+        holidays=holidays,
+        closed=frozenset(s.get("closed", [], _dates, "a list of dates like [2026-12-24]")),
+    )
+
+
+def _week(s: Section) -> tuple[tuple[Span, ...], ...]:
+    """The `hours:` mapping ('mon-thu': '08:00-12:00,13:00-17:00') as spans per weekday."""
+    week: list[tuple[Span, ...] | None] = [None] * 7
+    wrong = False
+    for key in s.mapping:
+        days = _weekdays(key)
+        spans = s.get(key, None, parse_hours, "working hours like '08:00-12:00,13:00-17:00'")
+        if days is None:
+            s.fail(key, f"{s.what}: {key!r} is not a weekday or a range of them",
+                   "use mon, tue, wed, thu, fri, sat, sun or a range like mon-fri")
+        wrong = wrong or days is None or spans is None
+        for day in days or ():
+            if week[day] is not None:
+                s.fail(key, f"{s.what}: {WEEKDAYS[day]} is given working hours twice")
+            week[day] = spans or ()
+    result = tuple(spans or () for spans in week)
+    if not any(result) and not wrong:
+        s.report.add(s.mapping.where, f"{s.what}: the calendar has no working hours",
+                     "e.g. hours: {mon-fri: '08:00-17:00'}")
+    return result
+
+
+def _weekdays(key: str) -> list[int] | None:
+    first, dash, last = str(key).strip().lower().partition("-")
+    if first not in WEEKDAYS or (dash and last not in WEEKDAYS):
+        return None
+    start, end = WEEKDAYS.index(first), WEEKDAYS.index(last if dash else first)
+    return list(range(start, end + 1)) if start <= end else None
+
+
+def _holidays(s: Section) -> Holidays | None:
+    country = s.text("country", REQUIRED)
+    if not country:
+        return None
+    wanted = Holidays(country.upper(), s.text("subdivision", "") or None,
+                      tuple(s.texts("categories", "a list like [public, government]"))
+                      or ("public",))
+    try:
+        wanted.table()
+    except NotImplementedError as exc:
+        key = "subdivision" if "subdiv" in str(exc).lower() else "country"
+        s.fail(key, f"{s.what}.{key}: {exc}",
+               "use the codes of the `holidays` package: a country like ID or NL, "
+               "a subdivision like JK")
+        return None
+    except ValueError as exc:
+        s.fail("categories", f"{s.what}.categories: {exc}", "e.g. [public, government]")
+        return None
+    return wanted
+
+
+def _dates(value: Any) -> list[date]:
+    if not isinstance(value, list):
+        value = [value]
+    found = []
+    for item in value:
+        if isinstance(item, date) and not isinstance(item, datetime):
+            found.append(item)
+            continue
+        try:
+            found.append(date.fromisoformat(located.text(item)))
+        except ValueError:
+            raise ValueError(f"{item!r} is not a date like 2026-12-24") from None
+    return found
+
+
+def _reminders(s: Section) -> tuple[int, ...]:
+    return tuple(sorted(set(s.get("reminders", [50, 80], _percents,
+                                  "a list of percentages like [50%, 80%]"))))
+
+
+def _percents(value: Any) -> list[int]:
+    if not isinstance(value, list):
+        value = [value]
+    found = []
+    for item in value:
+        number = str(item).strip().rstrip("%").strip()
+        if isinstance(item, bool) or not number.isdigit() or not 0 < int(number) < 100:
+            raise ValueError(f"{item!r} is not a percentage between 1% and 99%")
+        found.append(int(number))
+    return found
+
+
+def _survey(s: Section) -> Survey:
+    return Survey(after=s.duration("after", Survey.after),
+                  quiet=timedelta(days=s.get("quiet_days", 7, _days,
+                                             "a whole number of days, 0 or more")))
 
 
 def _section(parent: Mapping, key: str, report: Report, allowed: tuple[str, ...] = (),
@@ -277,14 +422,16 @@ def _section(parent: Mapping, key: str, report: Report, allowed: tuple[str, ...]
     return Section(Mapping.empty(parent.at(key)), what, Report())
 
 
-def _departments(top: Mapping, report: Report) -> dict[str, Department]:
+def _departments(top: Mapping, report: Report, calendars: dict[str, Calendar],
+                 zone: str) -> dict[str, Department]:
     value = top.get("departments")
     if not isinstance(value, Mapping) or not value:
         report.add(top.at("departments"), "departments must map a short key to each department",
                    "e.g. hr: {name: ..., address: ...}")
         return {}
     return {key: _department(key, _section(value, key, report, DEPARTMENT_KEYS,
-                                           f"departments.{key}")) for key in value}
+                                           f"departments.{key}"), calendars, zone)
+            for key in value}
 
 
 def _database_url(s: Section, base: Path) -> str:
@@ -302,15 +449,22 @@ def load(path: Path) -> Config:
     base, report = path.resolve().parent, Report()
     report.unknown_keys(top, TOP_KEYS, "the config")
     tops = Section(top, "the config", report)
+    service = _service(_section(top, "service", report, SERVICE_KEYS), base)
+    calendars = _calendars(top, report, service.timezone)
+    survey = _section(top, "survey", report, ("after", "quiet_days")) if "survey" in top \
+        else Section(Mapping.empty(top.where), "survey", report)  # optional, unlike the rest
     config = Config(
         path=path,
-        service=_service(_section(top, "service", report, SERVICE_KEYS), base),
+        service=service,
         inbox=_inbox(_section(top, "inbox", report), base),
         outgoing=_outgoing(_section(top, "outgoing", report), base),
         database_url=_database_url(_section(top, "database", report, ("url",)), base),
         rules_path=tops.get("rules", REQUIRED, _path(base), PATH),
         templates_path=tops.get("templates", REQUIRED, _path(base), PATH),
-        departments=_departments(top, report),
+        departments=_departments(top, report, calendars, service.timezone),
+        calendars=calendars,
+        reminders=_reminders(Section(top, "", report)),
+        survey=_survey(survey),
     )
     report.raise_if_any()
     return config

@@ -22,6 +22,7 @@ from mailroom.compose import Composer
 from mailroom.config import Config, Inbox
 from mailroom.errors import ConfigError, TransientError
 from mailroom.intake import Intake, Outcome
+from mailroom.jobs import Jobs, Swept
 from mailroom.outbox import Flushed, Outbox, transport_for
 from mailroom.sources import Item, Source
 from mailroom.sources.imap import ImapSource
@@ -30,6 +31,7 @@ from mailroom.store.db import Database
 
 log = logging.getLogger(__name__)
 FLUSH_SECONDS = 30
+SWEEP_SECONDS = 60  # reminders, escalation, delay notices, digests and surveys come due
 RULES_CHECK_SECONDS = 5
 MAX_BACKOFF_SECONDS = 60.0
 
@@ -97,12 +99,18 @@ class Daemon:
         s = self.settings
         self.intake = Intake(s.config, s.ruleset, self.db, self.clock)
         self.outbox = Outbox(self.db, s.config, s.composer, self.transport, self.clock)
+        self.jobs = Jobs(self.db, s.config, self.clock)
 
     def run_once(self) -> list[Outcome]:
-        """Process every waiting message, then send what the outbox holds."""
+        """Process every waiting message, run the jobs due now, send what the outbox holds."""
         outcomes = self.drain()
+        self.sweep()
         self.flush()
         return outcomes
+
+    def sweep(self) -> Swept:
+        """Queue what time has made due: reminders, escalation, delay notices, digests, surveys."""
+        return self.jobs.sweep()
 
     def drain(self) -> list[Outcome]:
         outcomes = []
@@ -180,6 +188,7 @@ class Daemon:
         """Serve until `stop` is set."""
         scheduler = schedule.Scheduler()
         scheduler.every(FLUSH_SECONDS).seconds.do(self.flush)
+        scheduler.every(SWEEP_SECONDS).seconds.do(self._sweep_and_flush)
         scheduler.every(RULES_CHECK_SECONDS).seconds.do(self._rules_changed)
         notify("READY=1")
         backoff = 1.0
@@ -193,6 +202,10 @@ class Daemon:
                 backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
         notify("STOPPING=1")
         self.close()
+
+    def _sweep_and_flush(self) -> None:
+        if self.sweep().total:
+            self.flush()
 
     def shutdown(self) -> None:
         """Ask a running daemon (another thread) to stop after the message in hand."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -9,6 +10,8 @@ from mailroom.config import Service
 from mailroom.parse import Inbound
 
 ROBOT_LOCAL_PARTS = ("mailer-daemon", "postmaster")
+NO_REPLY = re.compile(r"^(?:no-?reply|do-?not-?reply|mailer-daemon|postmaster|bounces?)\b",
+                      re.IGNORECASE)
 BULK_PRECEDENCE = ("bulk", "list", "junk")
 ROBOT_HEADERS = ("x-autoreply", "x-autorespond", "x-auto-response-suppress")
 AUTO_REPLY_SUBJECTS = ("auto reply:", "automatic reply:", "autoreply:", "auto-reply:",
@@ -24,6 +27,11 @@ class Verdict:
 
 
 Check = Callable[[Inbound, Service], str | None]
+
+
+def robot_address(address: str) -> bool:
+    """An address no person reads: noreply@, do-not-reply@, mailer-daemon@, bounces@ ..."""
+    return bool(NO_REPLY.match(address.partition("@")[0]))
 
 
 def no_sender(inbound: Inbound, service: Service) -> str | None:

@@ -82,6 +82,11 @@ class Intake:
             if found.request is not None:
                 workflow.record_ignored(found.request, inbound, message, verdict.reason, now)
             return _record(session, message)
+        rating = workflow.survey_answer(found, inbound)
+        if rating is not None:
+            message = _message(item, inbound, REPLY, "an answer to the survey", self.clock)
+            workflow.rate(session, found, inbound, message, self.config, now, rating)
+            return _record(session, message)
         if found.request is not None and not workflow.starts_anew(
                 found, inbound.sender, self.config, now):
             message = _message(item, inbound, REPLY, f"by {found.by}", self.clock)
@@ -91,7 +96,7 @@ class Intake:
 
     def _open(self, session: Session, item: Item, inbound: Inbound, found: thread.Thread,
               now: datetime) -> Outcome:
-        route = rules.route(self.ruleset, inbound, now)
+        route = rules.route(self.ruleset, inbound, arrival(inbound, now, item.arrived))
         if route.ignore is not None:
             reason = f"rule {route.rule!r}: {route.ignore}"
             return _record(session, _message(item, inbound, IGNORED, reason, self.clock))
@@ -132,8 +137,17 @@ def _same_message_id(session: Session, message_id: str) -> Message | None:
         Message.direction == "in", Message.message_id == message_id).limit(1)).first()
 
 
+def arrival(inbound: Inbound | None, now: datetime, delivered: datetime | None = None
+            ) -> datetime:
+    """When a message reached the mailbox: as the source saw it (IMAP INTERNALDATE, a Maildir
+    file's time), else our server's Received: stamp, else now; never later than now."""
+    found = delivered or (inbound.received if inbound else None) or now
+    return min(found, now)
+
+
 def _message(item: Item, inbound: Inbound | None, outcome: str, reason: str,
              clock: Clock) -> Message:
+    now = clock.now()
     return Message(
         direction="in",
         message_id=inbound.message_id if inbound else parse.synthetic_message_id(item.raw),
@@ -142,7 +156,8 @@ def _message(item: Item, inbound: Inbound | None, outcome: str, reason: str,
         text=inbound.text if inbound else "",
         new_text=inbound.new_text if inbound else "",
         outcome=outcome, reason=reason, mailbox=item.mailbox,
-        uidvalidity=item.uidvalidity, uid=item.uid, raw=item.raw, created_at=clock.now(),
+        uidvalidity=item.uidvalidity, uid=item.uid, raw=item.raw,
+        received_at=arrival(inbound, now, item.arrived), created_at=now,
     )
 
 

@@ -182,10 +182,11 @@ class Section:
         try:
             return check(value)
         except (TypeError, ValueError) as exc:
+            name = f"{self.what}.{key}" if self.what else key
             if str(exc):
-                self.fail(key, f"{self.what}.{key}: {exc}", f"expected {expect}")
+                self.fail(key, f"{name}: {exc}", f"expected {expect}")
             else:
-                self.fail(key, f"{self.what}.{key}: expected {expect}, got {kind_of(value)}")
+                self.fail(key, f"{name}: expected {expect}, got {kind_of(value)}")
             return None if default is REQUIRED else default
 
     def text(self, key: str, default: Any = "") -> Any:

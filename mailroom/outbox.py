@@ -17,7 +17,7 @@ from sqlalchemy import select
 from mailroom import compose, parse, workflow
 from mailroom.clock import Clock
 from mailroom.compose import Composer, Mail
-from mailroom.config import Config, Outgoing, Server
+from mailroom.config import Config, Department, Outgoing, Server
 from mailroom.errors import TransientError
 from mailroom.parse import Attachment, Inbound
 from mailroom.sources.imap import tls_context
@@ -176,9 +176,12 @@ class Outbox:
 
     def _mail(self, row: Queued) -> Mail:
         request = row.request
-        department = self.config.departments.get(request.department)
+        key = request.department if request is not None else row.department
+        department = self.config.departments.get(key)
         if department is None:
-            raise LookupError(f"department {request.department!r} is no longer configured")
+            raise LookupError(f"department {key!r} is no longer configured")
+        if request is None:
+            return self._department_mail(row, department)
         inbound = _parsed(_about(row))
         attachments = _carried(row, inbound)
         service = self.config.service
@@ -193,6 +196,16 @@ class Outbox:
                                     row.detail, attachments),
             attachments=attachments,
         )
+
+    def _department_mail(self, row: Queued, department: Department) -> Mail:
+        """A mail about a department's requests (the digest), not about one of them."""
+        service = self.config.service
+        return Mail(
+            template=row.template, language=row.language, template_set="",
+            recipients=tuple(row.recipients), cc=tuple(row.cc), from_name=service.name,
+            message_id=row.message_id, in_reply_to="", reference="", reply_to=service.address,
+            date=row.created_at,
+            context=compose.department_context(department, service, row.language, row.detail))
 
     def _defer(self, row: Queued, error: str) -> None:
         row.attempts += 1
@@ -212,20 +225,22 @@ class Outbox:
         now = self.clock.now()
         row.status, row.sent_at, row.attempts = "sent", now, row.attempts + 1
         _event(row, "mail sent", now, template=row.template, to=[*row.recipients, *row.cc])
-        log.info("%s %s sent to %s", row.request.reference, row.template, ", ".join(row.recipients))
+        about = row.request.reference if row.request else row.department
+        log.info("%s %s sent to %s", about, row.template, ", ".join(row.recipients))
         return "sent"
 
 
 def _envelope_from(row: Queued, config: Config) -> str:
     """Automatic replies go with a null return path (RFC 3834), so bounces cannot loop."""
-    return "" if row.template in ("ack", "commands") else config.service.address
+    return "" if compose.AUTO_SUBMITTED.get(row.template) == "auto-replied" \
+        else config.service.address
 
 
 def _carried(row: Queued, inbound: Inbound | None) -> tuple[Attachment, ...]:
     """The files a mail carries: its message's; for a transfer, those of the whole history."""
     if row.template not in CARRYING or not row.detail.get("attachments", True):
         return ()
-    if row.template != "transfer":
+    if row.template != "transfer" or row.request is None:
         return inbound.attachments if inbound else ()
     told = {entry.detail.get("message") for entry in workflow.history(row.request)}
     parsed = [_parsed(m) for m in row.request.messages if m.id in told]
@@ -234,7 +249,7 @@ def _carried(row: Queued, inbound: Inbound | None) -> tuple[Attachment, ...]:
 
 def _about(row: Queued) -> Message | None:
     """The inbound message a mail is about: a transfer is about the request as first written."""
-    if row.template == "transfer" and row.request.messages:
+    if row.template == "transfer" and row.request is not None and row.request.messages:
         return row.request.messages[0]
     return row.inbound
 
@@ -244,4 +259,5 @@ def _parsed(message: Message | None) -> Inbound | None:
 
 
 def _event(row: Queued, kind: str, at: datetime, **detail: object) -> None:
-    row.request.events.append(Event(at=at, kind=kind, detail=detail))
+    if row.request is not None:  # a digest's fate is on its outbox row alone
+        row.request.events.append(Event(at=at, kind=kind, detail=detail))

@@ -54,6 +54,7 @@ class Inbound:
     in_reply_to: str = ""
     references: tuple[str, ...] = ()
     date: datetime | None = None
+    received: datetime | None = None  # the topmost Received: header's time: our server's
     size: int = 0
 
     def header(self, name: str) -> str:
@@ -99,6 +100,7 @@ def parse(raw: bytes, default_language: str = "id") -> Inbound:
         in_reply_to=_first_id(_first(headers, "in-reply-to")),
         references=tuple(MESSAGE_ID.findall(_first(headers, "references"))),
         date=_date(_first(headers, "date")),
+        received=_date(_first(headers, "received").rpartition(";")[2].strip()),
         size=len(raw),
     )
 

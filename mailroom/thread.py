@@ -160,3 +160,9 @@ def _requests_of(session: Session, ids: list[str]) -> list[int]:
 
 def _number(reference: str) -> int:
     return int(reference.partition("-")[2])
+
+
+def department_message_id(department: str, kind: str, service: Service) -> str:
+    """A Message-ID for a mail about a whole department (a digest), not one request."""
+    domain = service.address.rpartition("@")[2]
+    return f"<mailroom.{kind}.{department}.{secrets.token_hex(8)}@{domain}>"

@@ -16,11 +16,12 @@ from mailroom.config import Config, Department
 from mailroom.parse import Inbound
 from mailroom.rules import Route
 from mailroom.rules.model import PRIORITIES
-from mailroom.store.models import Event, Message, Outgoing, Request
+from mailroom.store.models import Event, Message, Outgoing, Request, SurveyOptOut
 from mailroom.thread import CC, REQUESTER, STAFF, Thread
 
 OPEN, WAITING, RESOLVED, CLOSED = "open", "waiting", "resolved", "closed"
-STAFF_TEMPLATES = ("forward", "transfer", "update", "notice", "commands")
+STAFF_TEMPLATES = ("forward", "transfer", "update", "notice", "commands", "escalation",
+                   "reminder")
 ALIASES = {"tugaskan": "assign", "tunggu": "waiting", "selesai": "resolve", "alihkan": "transfer",
            "prioritas": "priority", "catatan": "note", "tutup": "close", "buka": "reopen",
            "bantuan": "help"}
@@ -78,7 +79,7 @@ def open_request(session: Session, inbound: Inbound, message: Message, route: Ro
     or only mentions (a stranger quoting a reference); either is linked in the events.
     """
     department = config.departments[route.department]
-    first_response, resolution = _target(route, department)
+    received = min(message.received_at or now, now)
     request = Request(
         subject=_subject(inbound, previous), requester=inbound.sender,
         requester_name=inbound.sender_name, department=department.key,
@@ -86,9 +87,12 @@ def open_request(session: Session, inbound: Inbound, message: Message, route: Ro
         priority=route.priority, category=route.category, tags=list(route.tags),
         watchers=list(route.watchers), cc=_colleagues(inbound, config),
         template_set=route.templates, rule=route.rule, rules_version=route.rules_version,
-        created_at=now, first_response_due_at=sla.due_at(now, first_response),
-        due_at=sla.due_at(now, resolution),
+        created_at=now, received_at=received,
     )
+    set_due(request, department, received, *_target(route, department))
+    request.promised_at = sla.estimate(department.calendar, received,
+                                       first_responses(session, request, now),
+                                       request.first_response_due_at)
     session.add(request)
     request.messages.append(message)
     session.flush()
@@ -112,6 +116,49 @@ def _target(route: Route, department: Department) -> tuple[timedelta, timedelta]
     """The first-response and resolution targets: a rule's, else the department's."""
     return (route.first_response or department.sla.first_response,
             route.resolution or department.sla.resolution)
+
+
+def set_due(request: Request, department: Department, start: datetime,
+            first_response: timedelta, resolution: timedelta) -> None:
+    """Due times counted in the department's working time from `start`, and what they were."""
+    calendar = department.calendar
+    due = sla.due_times(calendar, start, first_response, resolution)
+    request.first_response_due_at, request.due_at = due.first_response, due.resolution
+    request.first_response_target = int(first_response.total_seconds())
+    request.resolution_target = int(resolution.total_seconds())
+    request.first_response_budget = _seconds(calendar.between(start, due.first_response))
+    request.resolution_budget = _seconds(calendar.between(start, due.resolution))
+    request.paused_at = None
+
+
+def first_responses(session: Session, request: Request, now: datetime) -> list[float]:
+    """Working seconds to first response of the department's recent requests in the category."""
+    query = select(Request.first_response_seconds).where(
+        Request.department == request.department, Request.category == request.category,
+        Request.received_at >= now - sla.ESTIMATE_WINDOW,
+        Request.first_response_seconds.is_not(None))
+    return [float(s) for s in session.scalars(query) if s is not None]
+
+
+def _seconds(duration: timedelta) -> int:
+    return int(duration.total_seconds())
+
+
+def _pause(request: Request, now: datetime) -> None:
+    """Stop the clock (waiting for the requester, resolved, closed)."""
+    if request.paused_at is None:
+        request.paused_at = now
+
+
+def _resume(request: Request, department: Department | None, now: datetime) -> None:
+    """Start the clock again: each due time moves by the working time it stood still."""
+    if request.paused_at is None or department is None:
+        return
+    calendar = department.calendar
+    for name in ("first_response_due_at", "due_at"):
+        left = calendar.between(request.paused_at, getattr(request, name))
+        setattr(request, name, calendar.add(now, left))
+    request.paused_at = None
 
 
 def _colleagues(inbound: Inbound, config: Config) -> list[str]:
@@ -202,6 +249,8 @@ def _from_requester(turn: Turn, who: str) -> None:
         request.status, change = OPEN, "resumed"
     elif request.status == RESOLVED and _reopens(request, turn.config, turn.now):
         request.status, request.resolved_at, change = OPEN, None, "reopened"
+    if change:
+        _resume(request, turn.department, turn.now)
     _event(turn, "message", message=turn.message.id, role=who)
     if change:
         _event(turn, change)
@@ -225,6 +274,85 @@ def _via(name: str, department: str, turn: Turn) -> str:
     """'Agus Wijaya (IT Support) via Layanan Internal': who wrote, through the service."""
     who = f"{name} ({department})" if department else name
     return f"{who} via {turn.config.service.name}"
+
+
+# -- the satisfaction survey ---------------------------------------------------------------
+
+RATINGS = {  # the words a requester may answer with, longest first when matched
+    "sangat puas": 5, "puas sekali": 5, "sangat baik": 5, "sangat bagus": 5, "excellent": 5,
+    "very good": 5, "very satisfied": 5, "puas": 4, "baik": 4, "bagus": 4, "good": 4,
+    "satisfied": 4, "cukup": 3, "biasa": 3, "okay": 3, "ok": 3, "fair": 3, "average": 3,
+    "kurang puas": 2, "kurang": 2, "buruk": 2, "poor": 2, "bad": 2, "dissatisfied": 2,
+    "tidak puas": 1, "sangat kurang": 1, "sangat buruk": 1, "kecewa": 1, "very bad": 1,
+    "very poor": 1, "terrible": 1,
+}
+STOP_WORDS = ("stop", "berhenti", "unsubscribe")
+RATING = re.compile(r"^\s*(?:([1-5])(?:\s*/\s*5)?|("
+                    + "|".join(sorted(map(re.escape, [*RATINGS, *STOP_WORDS]), key=len,
+                                      reverse=True))
+                    + r"))(?![\w/])[\s.,:;!\-]*(.*)$", re.IGNORECASE | re.DOTALL)
+LOW_RATING = 2  # this or lower tells the department's manager
+
+
+@dataclass(frozen=True)
+class Rating:
+    """A requester's answer to the survey: a score from 1 to 5 and a comment, or `stop`."""
+
+    score: int | None  # None: no more surveys, please
+    comment: str = ""
+
+
+def parse_rating(text: str) -> Rating | None:
+    """'5', '4/5 cepat sekali', 'sangat puas', 'bad: slow', 'berhenti'; None for anything else."""
+    match = RATING.match(text.strip())
+    if match is None:
+        return None
+    digit, word, comment = match.groups()
+    if word and word.lower() in STOP_WORDS:
+        return Rating(None)
+    return Rating(int(digit) if digit else RATINGS[word.lower()], comment.strip())
+
+
+def survey_answer(found: Thread, inbound: Inbound) -> Rating | None:
+    """The rating in the requester's reply to a request that was surveyed (late ones count)."""
+    request = found.request
+    if request is None or request.surveyed_at is None or inbound.sender != request.requester:
+        return None
+    return parse_rating(inbound.new_text or inbound.text)
+
+
+def rate(session: Session, found: Thread, inbound: Inbound, message: Message, config: Config,
+         now: datetime, rating: Rating) -> None:
+    """Record the rating (or the wish for no more surveys), thank the requester."""
+    assert found.request is not None
+    turn = Turn(session, found.request, inbound, message, config, now)
+    request = turn.request
+    request.messages.append(message)
+    session.flush()
+    if rating.score is None:
+        if session.get(SurveyOptOut, inbound.sender) is None:
+            session.add(SurveyOptOut(address=inbound.sender, at=now))
+        _event(turn, "surveys stopped", message=message.id)
+    else:
+        request.rating, request.rating_comment, request.rated_at = (
+            rating.score, rating.comment, now)
+        _event(turn, "rated", message=message.id, rating=rating.score, comment=rating.comment)
+    _queue(turn, "survey_thanks", request.language, (request.requester,),
+           {"survey": {"rating": rating.score, "comment": rating.comment,
+                       "stopped": rating.score is None}})
+    if rating.score is not None and rating.score <= LOW_RATING and turn.department:
+        _tell_manager(turn, {"escalation": {
+            "kind": "rating", "rating": rating.score, "comment": rating.comment,
+            "due": "", "late": "", "assignee": request.assignee}})
+
+
+def _tell_manager(turn: Turn, detail: dict[str, Any]) -> None:
+    """A mail to the department's manager, held until the department's next working time."""
+    department = turn.department
+    assert department is not None
+    manager = department.manager or turn.config.service.admin or department.address
+    _queue(turn, "escalation", turn.config.service.language, (manager,), detail,
+           send_at=department.calendar.next_opening(turn.now))
 
 
 # -- staff replies and their commands -------------------------------------------------------
@@ -410,6 +538,7 @@ def _assign(turn: Turn, command: Command, text: str, effects: Effects) -> None:
 
 def _waiting(turn: Turn, command: Command, text: str, effects: Effects) -> None:
     turn.request.status = WAITING
+    _pause(turn.request, turn.now)
     _event(turn, "waiting", reason=command.argument)
     effects.change, effects.note = "waiting", command.argument
 
@@ -418,6 +547,7 @@ def _resolve(turn: Turn, command: Command, text: str, effects: Effects) -> None:
     request = turn.request
     request.status, request.resolved_at = RESOLVED, turn.now
     request.solution = command.argument or text
+    _pause(request, turn.now)
     _event(turn, "resolved", solution=request.solution)
     effects.change, effects.note = "resolved", command.argument
 
@@ -434,12 +564,15 @@ def _note(turn: Turn, command: Command, text: str, effects: Effects) -> None:
 
 def _close(turn: Turn, command: Command, text: str, effects: Effects) -> None:
     turn.request.status = CLOSED
+    turn.request.resolved_at = turn.request.resolved_at or turn.now
+    _pause(turn.request, turn.now)
     _event(turn, "closed")
     effects.change = "closed"
 
 
 def _reopen(turn: Turn, command: Command, text: str, effects: Effects) -> None:
     turn.request.status, turn.request.resolved_at = OPEN, None
+    _resume(turn.request, turn.department, turn.now)
     _event(turn, "reopened")
 
 
@@ -461,9 +594,8 @@ def _transfer(turn: Turn, command: Command, text: str, effects: Effects) -> None
     new = turn.config.departments[key.lower()]
     request.department, request.assignee, request.status = new.key, "", OPEN
     request.transfers += 1
-    request.first_response_at = None
-    request.first_response_due_at = sla.due_at(turn.now, new.sla.first_response)
-    request.due_at = sla.due_at(turn.now, new.sla.resolution)
+    request.first_response_at, request.first_response_seconds = None, None
+    set_due(request, new, turn.now, new.sla.first_response, new.sla.resolution)
     moved = {"from_key": old.key if old else "", "from_name": old.name if old else "",
              "to_key": new.key, "to_name": new.name, "reason": reason.strip(),
              "by": turn.inbound.sender, "by_name": turn.inbound.sender_name}
@@ -507,8 +639,10 @@ def _relay(turn: Turn, text: str, effects: Effects) -> None:
                         "note": effects.note},
               "from_name": _via(author, name, turn), "attachments": not effects.internal}
     _queue(turn, "relay", request.language, (request.requester,), detail, cc=tuple(request.cc))
-    if request.first_response_at is None and not effects.transferred:
+    if request.first_response_at is None and not effects.transferred and department:
         request.first_response_at = turn.now
+        request.first_response_seconds = _seconds(department.calendar.between(
+            request.received_at, turn.now))
         _event(turn, "first response")
 
 
@@ -560,7 +694,8 @@ def _event(turn: Turn, kind: str, **detail: Any) -> None:
 
 
 def _queue(turn: Turn, template: str, language: str, recipients: tuple[str, ...],
-           detail: dict[str, Any] | None = None, cc: tuple[str, ...] = ()) -> None:
+           detail: dict[str, Any] | None = None, cc: tuple[str, ...] = (),
+           send_at: datetime | None = None) -> None:
     """One mail about the request, sent after this transaction commits."""
     recipients = tuple(dict.fromkeys(r for r in recipients if r))
     if not recipients:
@@ -572,7 +707,7 @@ def _queue(turn: Turn, template: str, language: str, recipients: tuple[str, ...]
         detail=detail or {},
         message_id=thread.message_id(request.reference, template, turn.config.service),
         in_reply_to=_in_reply_to(turn, template), inbound_id=turn.message.id,
-        created_at=turn.now, next_attempt_at=turn.now,
+        created_at=turn.now, next_attempt_at=send_at or turn.now,
     ))
 
 
@@ -580,12 +715,16 @@ def _in_reply_to(turn: Turn, template: str) -> str:
     """What the mail answers, so clients thread it: for staff the forward, else the request."""
     if template == "commands":
         return turn.inbound.message_id
+    return answered(turn.session, turn.request, template) or turn.message.message_id
+
+
+def answered(session: Session, request: Request, template: str) -> str:
+    """The Message-ID a mail about `request` answers: for staff the forward, else the request."""
     if template in STAFF_TEMPLATES and template != "forward":
-        forward = turn.session.scalars(
-            select(Outgoing.message_id).where(Outgoing.request_id == turn.request.id,
+        forward = session.scalars(
+            select(Outgoing.message_id).where(Outgoing.request_id == request.id,
                                               Outgoing.template.in_(("forward", "transfer")))
             .order_by(Outgoing.id.desc()).limit(1)).first()
         if forward:
             return forward
-    first = turn.request.messages[0] if turn.request.messages else turn.message
-    return first.message_id
+    return request.messages[0].message_id if request.messages else ""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Protocol
 
 
@@ -15,6 +16,7 @@ class Item:
     mailbox: str | None = None
     uidvalidity: int | None = None
     uid: str | None = None
+    arrived: datetime | None = None  # when it reached the mailbox: the start of the SLA clock
 
 
 class Source(Protocol):

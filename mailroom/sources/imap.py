@@ -8,6 +8,7 @@ import socket
 import ssl
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 from imapclient import IMAPClient
@@ -55,6 +56,7 @@ class ImapSource:
         context = tls_context(server) if server.security != "none" else None
         client = IMAPClient(server.host, server.port, ssl=server.security == "tls",
                             ssl_context=context, timeout=timeout)
+        client.normalise_times = False  # INTERNALDATE with its offset, not naive local time
         try:
             if server.security == "starttls":
                 client.starttls(context)
@@ -80,12 +82,14 @@ class ImapSource:
         size = self.inbox.batch_size
         for start in range(0, len(uids), size):
             batch = uids[start:start + size]
-            fetched = self._guard(lambda b=batch: client.fetch(b, ["BODY.PEEK[]"]))
+            fetched = self._guard(
+                lambda b=batch: client.fetch(b, ["BODY.PEEK[]", "INTERNALDATE"]))
             for uid in batch:
-                raw = fetched.get(uid, {}).get(b"BODY[]")
-                if raw is not None:
-                    yield Item(raw=bytes(raw), mailbox=self.name,
-                               uidvalidity=self.uidvalidity, uid=str(uid))
+                data = fetched.get(uid, {})
+                if data.get(b"BODY[]") is not None:
+                    yield Item(raw=bytes(data[b"BODY[]"]), mailbox=self.name,
+                               uidvalidity=self.uidvalidity, uid=str(uid),
+                               arrived=_aware(data.get(b"INTERNALDATE")))
 
     def done(self, item: Item) -> None:
         """Move the message to the processed folder (COPY + \\Deleted + EXPUNGE without MOVE)."""
@@ -140,6 +144,13 @@ class ImapSource:
         if self.client is not None:
             _quietly_close(self.client)
             self.client = None
+
+
+def _aware(moment: Any) -> datetime | None:
+    """An INTERNALDATE as an aware UTC datetime (the client keeps the server's offset)."""
+    if not isinstance(moment, datetime) or moment.tzinfo is None:
+        return None
+    return moment.astimezone(UTC)
 
 
 def _is_change(response: Any) -> bool:

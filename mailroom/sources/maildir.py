@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import mailbox
+import os
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 from mailroom.sources import Item, StopFlag
@@ -25,12 +28,24 @@ class MaildirSource:
 
     def fetch(self) -> Iterator[Item]:
         self.box.clean()
+        delivered = self._delivery_times()
         for key in sorted(self.box.keys()):
             try:
                 raw = self.box.get_bytes(key)
             except KeyError:
                 continue
-            yield Item(raw=raw, mailbox=self.name, uidvalidity=0, uid=key)
+            yield Item(raw=raw, mailbox=self.name, uidvalidity=0, uid=key,
+                       arrived=delivered.get(key))
+
+    def _delivery_times(self) -> dict[str, datetime]:
+        """When each file was delivered: its modification time, as the Maildir format keeps it."""
+        times = {}
+        for folder in ("new", "cur"):
+            for entry in os.scandir(self.path / folder):
+                with contextlib.suppress(OSError):
+                    key = entry.name.split(mailbox.Maildir.colon)[0]
+                    times[key] = datetime.fromtimestamp(entry.stat().st_mtime, UTC)
+        return times
 
     def done(self, item: Item) -> None:
         if item.uid is None or item.uid not in self.box:

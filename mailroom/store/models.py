@@ -1,4 +1,4 @@
-"""The tables: requests, the messages on them, their audit events, and the outbox."""
+"""The tables: requests, the messages on them, their audit events, the outbox, survey opt-outs."""
 
 from __future__ import annotations
 
@@ -60,12 +60,27 @@ class Request(Base):
     rule: Mapped[str] = mapped_column(String(200), default="")
     rules_version: Mapped[str] = mapped_column(String(64), default="")
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime)  # reached the mailbox: clock start
     first_response_due_at: Mapped[datetime] = mapped_column(UtcDateTime)
     due_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+    # the targets applied (as written: 86400 is "1d", one working day) and the working seconds
+    # each gave when its due time was set, which reminders count fractions of
+    first_response_target: Mapped[int] = mapped_column(Integer, default=0)
+    resolution_target: Mapped[int] = mapped_column(Integer, default=0)
+    first_response_budget: Mapped[int] = mapped_column(Integer, default=0)
+    resolution_budget: Mapped[int] = mapped_column(Integer, default=0)
+    promised_at: Mapped[datetime | None] = mapped_column(UtcDateTime)  # told to the requester
+    paused_at: Mapped[datetime | None] = mapped_column(UtcDateTime)  # waiting, resolved, closed
     assignee: Mapped[str] = mapped_column(String(320), default="")
     cc: Mapped[list[str]] = mapped_column(JSON, default=list)  # the requester's colleagues
     first_response_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    first_response_seconds: Mapped[int | None] = mapped_column(Integer)  # working time to it
     resolved_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    survey: Mapped[str] = mapped_column(String(32), default="")  # sent, or why none was
+    surveyed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    rating: Mapped[int | None] = mapped_column(Integer)
+    rating_comment: Mapped[str] = mapped_column(Text, default="")
+    rated_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     solution: Mapped[str] = mapped_column(Text, default="")
     transfers: Mapped[int] = mapped_column(Integer, default=0)
     previous_id: Mapped[int | None] = mapped_column(ForeignKey("requests.id"))
@@ -104,6 +119,7 @@ class Message(Base):
     uidvalidity: Mapped[int | None] = mapped_column(Integer)
     uid: Mapped[str | None] = mapped_column(String(200))
     raw: Mapped[bytes | None] = mapped_column(LargeBinary, deferred=True)  # read when needed
+    received_at: Mapped[datetime | None] = mapped_column(UtcDateTime)  # reached the mailbox
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
     request: Mapped[Request | None] = relationship(back_populates="messages")
@@ -134,12 +150,19 @@ class Event(Base):
 
 
 class Outgoing(Base):
-    """One mail to send, written in the same transaction as the outcome that causes it."""
+    """One mail to send, written in the same transaction as the outcome that causes it.
+
+    A mail from a periodic job has a `key` (request, kind, threshold) that is unique, so a
+    restart or a second daemon never queues it twice. A digest is about a department, not
+    one request.
+    """
 
     __tablename__ = "outbox"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    request_id: Mapped[int] = mapped_column(ForeignKey("requests.id"), index=True)
+    request_id: Mapped[int | None] = mapped_column(ForeignKey("requests.id"), index=True)
+    department: Mapped[str] = mapped_column(String(64), default="")
+    key: Mapped[str | None] = mapped_column(String(200), unique=True)
     template: Mapped[str] = mapped_column(String(64))
     language: Mapped[str] = mapped_column(String(8))
     recipients: Mapped[list[str]] = mapped_column(JSON)
@@ -155,5 +178,14 @@ class Outgoing(Base):
     next_attempt_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
     sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
-    request: Mapped[Request] = relationship()
+    request: Mapped[Request | None] = relationship()
     inbound: Mapped[Message | None] = relationship()
+
+
+class SurveyOptOut(Base):
+    """A requester who answered a survey with `stop`: no more surveys to this address."""
+
+    __tablename__ = "survey_optouts"
+
+    address: Mapped[str] = mapped_column(String(320), primary_key=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime)

@@ -1,0 +1,280 @@
+"""Periodic work from database state: reminders, escalation, delay notices, digests, surveys."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import partial
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from mailroom import guard, sla, thread, workflow
+from mailroom.clock import Clock
+from mailroom.config import Config, Department
+from mailroom.store.db import Database
+from mailroom.store.models import Event, Outgoing, Request, SurveyOptOut
+
+log = logging.getLogger(__name__)
+PRIORITY_ORDER = {"urgent": 0, "high": 1, "normal": 2, "low": 3}
+FIRST_RESPONSE, RESOLUTION = "first_response", "resolution"
+SURVEY_WINDOW = timedelta(days=30)  # a request resolved longer ago than this is not surveyed
+
+
+@dataclass(frozen=True)
+class Stage:
+    """Which promise a request is working towards now, and how much working time it had."""
+
+    name: str  # first_response or resolution
+    due: datetime
+    budget: timedelta
+
+
+@dataclass
+class Swept:
+    """What one sweep queued."""
+
+    reminders: int = 0
+    escalations: int = 0
+    delays: int = 0
+    digests: int = 0
+    surveys: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.reminders + self.escalations + self.delays + self.digests + self.surveys
+
+
+class Jobs:
+    """Queues the mails that time, not a message, makes due; each one once, by its key."""
+
+    def __init__(self, db: Database, config: Config, clock: Clock) -> None:
+        self.db, self.config, self.clock = db, config, clock
+
+    def sweep(self) -> Swept:
+        """Every job that is due at the clock's now."""
+        swept, now = Swept(), self.clock.now()
+        for request_id in self._ids(Request.status == workflow.OPEN):
+            self._each(request_id, lambda s, r: self._deadlines(s, r, now, swept))
+        for department in self.config.departments.values():
+            self._in_transaction(partial(self._digest, department=department, now=now,
+                                         swept=swept))
+        resolved = Request.status.in_((workflow.RESOLVED, workflow.CLOSED))
+        for request_id in self._ids(resolved, Request.survey == "",
+                                    Request.resolved_at >= now - SURVEY_WINDOW):
+            self._each(request_id, lambda s, r: self._survey(s, r, now, swept))
+        if swept.total:
+            log.info("jobs: %d reminders, %d escalations, %d delay notices, %d digests, "
+                     "%d surveys", swept.reminders, swept.escalations, swept.delays,
+                     swept.digests, swept.surveys)
+        return swept
+
+    def _ids(self, *conditions: Any) -> list[int]:
+        with self.db.transaction() as session:
+            return list(session.scalars(select(Request.id).where(*conditions)
+                                        .order_by(Request.id)))
+
+    def _each(self, request_id: int, job: Callable[[Session, Request], None]) -> None:
+        def run(session: Session) -> None:
+            request = session.get(Request, request_id)
+            if request is not None and request.department in self.config.departments:
+                job(session, request)
+        self._in_transaction(run)
+
+    def _in_transaction(self, job: Callable[[Session], None]) -> None:
+        """One request's (or department's) mails in one transaction; a key already taken
+        (another daemon, an earlier run) means the mail is already queued."""
+        try:
+            with self.db.transaction() as session:
+                job(session)
+        except IntegrityError:
+            log.info("a job's mail was already queued (another instance or an earlier run)")
+
+    # -- reminders, escalation, delay notices ----------------------------------------------
+
+    def _deadlines(self, session: Session, request: Request, now: datetime,
+                   swept: Swept) -> None:
+        department = self.config.departments[request.department]
+        stage = current_stage(request)
+        if now >= stage.due:
+            self._breached(session, request, department, stage, now, swept)
+            return
+        percent = reached(self.config.reminders, department.calendar.between(now, stage.due),
+                          stage.budget)
+        if percent and department.calendar.is_open(now):
+            detail = {"reminder": {"stage": stage.name, "percent": percent,
+                                   **self._due(stage.due, department)}}
+            swept.reminders += self._queue(session, request, "reminder",
+                                           _key(request, "reminder", stage, percent),
+                                           (request.assignee or department.address,), detail, now)
+
+    def _breached(self, session: Session, request: Request, department: Department,
+                  stage: Stage, now: datetime, swept: Swept) -> None:
+        """Tell the requester at once, with a new estimate; the manager in working hours."""
+        if _not_queued(session, _key(request, "delay", stage)):
+            promise = self._new_estimate(session, request, department, stage, now)
+            detail = {"delay": {"stage": stage.name,
+                                "estimate": sla.local_time(promise, department.calendar.zone,
+                                                           request.language),
+                                **self._due(stage.due, department, request.language)}}
+            swept.delays += self._queue(session, request, "delay", _key(request, "delay", stage),
+                                        (request.requester,), detail, now,
+                                        language=request.language, cc=tuple(request.cc))
+            request.promised_at = promise
+        if department.calendar.is_open(now):
+            detail = {"escalation": {"kind": stage.name, "rating": None, "comment": "",
+                                     "assignee": request.assignee,
+                                     **self._due(stage.due, department)}}
+            manager = department.manager or self.config.service.admin or department.address
+            swept.escalations += self._queue(session, request, "escalation",
+                                             _key(request, "escalation", stage), (manager,),
+                                             detail, now)
+
+    def _new_estimate(self, session: Session, request: Request, department: Department,
+                      stage: Stage, now: datetime) -> datetime:
+        """A late request's new promise: what a request like it arriving now would be told."""
+        calendar = department.calendar
+        if stage.name == RESOLUTION:
+            return calendar.add(now, timedelta(seconds=request.resolution_target))
+        target = calendar.add(now, timedelta(seconds=request.first_response_target))
+        return sla.estimate(calendar, now, workflow.first_responses(session, request, now),
+                            target)
+
+    def _due(self, due: datetime, department: Department,
+             language: str | None = None) -> dict[str, Any]:
+        language = language or self.config.service.language
+        late = self.clock.now() - due
+        return {"due": sla.local_time(due, department.calendar.zone, language),
+                "late": sla.in_words(late, language) if late > timedelta(0) else ""}
+
+    # -- the daily digest --------------------------------------------------------------------
+
+    def _digest(self, session: Session, department: Department, now: datetime,
+                swept: Swept) -> None:
+        """At the department's first working time of each day: its open requests, fairly."""
+        calendar = department.calendar
+        today = now.astimezone(calendar.zone).date()
+        if not calendar.is_open(now):
+            return
+        key = f"digest:{department.key}:{today.isoformat()}"
+        if not _not_queued(session, key):
+            return
+        requests = list(session.scalars(select(Request).where(
+            Request.department == department.key,
+            Request.status.in_((workflow.OPEN, workflow.WAITING)))))
+        if not requests:
+            return
+        language = self.config.service.language
+        entries = [self._entry(r, department, now, language) for r in fair_order(requests, now)]
+        detail = {"digest": {"date": sla.local_date(today, language), "requests": entries,
+                             "overdue": sum(e["overdue"] for e in entries),
+                             "total": len(entries)}}
+        session.add(Outgoing(
+            request_id=None, department=department.key, key=key, template="digest",
+            language=language, recipients=[department.address], cc=[], detail=detail,
+            message_id=thread.department_message_id(department.key, "digest",
+                                                    self.config.service),
+            created_at=now, next_attempt_at=now))
+        session.flush()
+        swept.digests += 1
+
+    @staticmethod
+    def _entry(request: Request, department: Department, now: datetime,
+               language: str) -> dict[str, Any]:
+        due = current_stage(request).due
+        return {"reference": request.reference, "subject": request.subject,
+                "requester": request.requester, "requester_name": request.requester_name,
+                "priority": request.priority, "status": request.status,
+                "assignee": request.assignee, "overdue": due <= now,
+                "due": sla.local_time(due, department.calendar.zone, language)}
+
+    # -- satisfaction surveys ----------------------------------------------------------------
+
+    def _survey(self, session: Session, request: Request, now: datetime, swept: Swept) -> None:
+        assert request.resolved_at is not None
+        department = self.config.departments[request.department]
+        if department.calendar.add(request.resolved_at, self.config.survey.after) > now:
+            return
+        why_not = self._no_survey(session, request, now)
+        if why_not:
+            request.survey = why_not
+            request.events.append(Event(at=now, kind="no survey", detail={"why": why_not}))
+            return
+        request.survey, request.surveyed_at = "sent", now
+        detail = {"survey": {"resolved": sla.local_time(request.resolved_at,
+                                                        department.calendar.zone,
+                                                        request.language)}}
+        swept.surveys += self._queue(session, request, "survey", f"{request.id}:survey",
+                                     (request.requester,), detail, now,
+                                     language=request.language)
+
+    def _no_survey(self, session: Session, request: Request, now: datetime) -> str:
+        """Why this request gets no survey, or ''."""
+        if request.first_response_at is None:
+            return "closed without a reply from the department"
+        if guard.robot_address(request.requester):
+            return "the requester is a robot"
+        if session.get(SurveyOptOut, request.requester) is not None:
+            return "the requester asked for no surveys"
+        recent = session.scalars(select(Request.id).where(
+            Request.requester == request.requester, Request.id != request.id,
+            Request.surveyed_at >= now - self.config.survey.quiet).limit(1)).first()
+        return "surveyed recently" if recent else ""
+
+    # -- queueing ----------------------------------------------------------------------------
+
+    def _queue(self, session: Session, request: Request, template: str, key: str,
+               recipients: tuple[str, ...], detail: dict[str, Any], now: datetime,
+               language: str | None = None, cc: tuple[str, ...] = ()) -> int:
+        """Queue one mail under `key` unless it already was; 1 if it was queued now."""
+        if not _not_queued(session, key):
+            return 0
+        service = self.config.service
+        session.add(Outgoing(
+            request_id=request.id, department=request.department, key=key, template=template,
+            language=language or service.language, recipients=list(recipients),
+            cc=[c for c in cc if c not in recipients], detail=detail,
+            message_id=thread.message_id(request.reference, template, service),
+            in_reply_to=workflow.answered(session, request, template), created_at=now,
+            next_attempt_at=now))
+        request.events.append(Event(at=now, kind=template, detail={"key": key,
+                                                                   "to": list(recipients)}))
+        session.flush()  # a key taken by another instance fails here, in this transaction
+        return 1
+
+
+def current_stage(request: Request) -> Stage:
+    """The first response until there is one, then the resolution."""
+    if request.first_response_at is None:
+        return Stage(FIRST_RESPONSE, request.first_response_due_at,
+                     timedelta(seconds=request.first_response_budget))
+    return Stage(RESOLUTION, request.due_at, timedelta(seconds=request.resolution_budget))
+
+
+def reached(percents: tuple[int, ...], left: timedelta, budget: timedelta) -> int:
+    """The highest reminder threshold (percent of the budget used) that has passed, or 0."""
+    used = budget - left
+    passed = [p for p in percents if budget and used >= budget * p / 100]
+    return max(passed, default=0)
+
+
+def fair_order(requests: list[Request], now: datetime) -> list[Request]:
+    """Overdue first, then by priority, then the oldest promise first; none left out."""
+    def rank(request: Request) -> tuple[bool, int, datetime, int]:
+        due = current_stage(request).due
+        return (due > now, PRIORITY_ORDER.get(request.priority, 9), due, request.id)
+    return sorted(requests, key=rank)
+
+
+def _key(request: Request, kind: str, stage: Stage, percent: int = 0) -> str:
+    """(request, kind, threshold): the due time is part of it, so a moved deadline is new."""
+    threshold = f"{percent}%" if percent else "due"
+    return f"{request.id}:{kind}:{stage.name}:{threshold}:{stage.due:%Y%m%dT%H%MZ}"
+
+
+def _not_queued(session: Session, key: str) -> bool:
+    return session.scalars(select(Outgoing.id).where(Outgoing.key == key)).first() is None
