@@ -180,7 +180,8 @@ class Composer:
         if auto_submitted:
             message["Auto-Submitted"] = auto_submitted
         message["X-Auto-Response-Suppress"] = "All"
-        message["X-Mailroom-Reference"] = mail.reference
+        if mail.reference:
+            message["X-Mailroom-Reference"] = mail.reference
         message.set_content(rendered.text)
         if rendered.html:
             message.add_alternative(rendered.html, subtype="html")

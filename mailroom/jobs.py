@@ -155,16 +155,21 @@ class Jobs:
 
     def _digest(self, session: Session, department: Department, now: datetime,
                 swept: Swept) -> None:
-        """At the department's first working time of each day: its open requests, fairly."""
+        """At the department's first working time of each day: what was open then, fairly.
+
+        Requests that came in later that day were forwarded when they came; they wait for
+        tomorrow's digest.
+        """
         calendar = department.calendar
         today = now.astimezone(calendar.zone).date()
-        if not calendar.is_open(now):
+        spans = calendar.spans(today)
+        if not spans or not calendar.is_open(now):
             return
         key = f"digest:{department.key}:{today.isoformat()}"
         if not _not_queued(session, key):
             return
         requests = list(session.scalars(select(Request).where(
-            Request.department == department.key,
+            Request.department == department.key, Request.received_at < spans[0][0],
             Request.status.in_((workflow.OPEN, workflow.WAITING)))))
         if not requests:
             return
@@ -220,6 +225,8 @@ class Jobs:
             return "the requester is a robot"
         if session.get(SurveyOptOut, request.requester) is not None:
             return "the requester asked for no surveys"
+        if session.scalars(select(Request.id).where(Request.previous_id == request.id)).first():
+            return "followed up by a new request"
         recent = session.scalars(select(Request.id).where(
             Request.requester == request.requester, Request.id != request.id,
             Request.surveyed_at >= now - self.config.survey.quiet).limit(1)).first()

@@ -17,6 +17,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from email.message import EmailMessage
 from pathlib import Path
 from types import TracebackType
@@ -194,12 +195,16 @@ class Dovecot:
             raise
         return client
 
-    def append(self, raw: bytes, folder: str = "INBOX", flags: Sequence[str] = ()) -> int:
-        """Store one message (creating the folder if needed) and return its UID."""
+    def append(self, raw: bytes, folder: str = "INBOX", flags: Sequence[str] = (),
+               arrived: datetime | None = None) -> int:
+        """Store one message (creating the folder if needed) and return its UID.
+
+        `arrived` is its INTERNALDATE, when it reached the mailbox (default: now).
+        """
         with self.client() as imap:
             if not imap.folder_exists(folder):
                 imap.create_folder(folder)
-            reply = imap.append(folder, raw, flags=flags)
+            reply = imap.append(folder, raw, flags=flags, msg_time=arrived)
         found = re.search(rb"\[APPENDUID \d+ (\d+)\]", reply)
         if found is None:
             raise AssertionError(f"no APPENDUID in Dovecot's reply {reply!r}")

@@ -39,16 +39,19 @@ class Desk:
     config: Path
     dovecot: Dovecot
     smtp: SmtpCapture
-    now: datetime = datetime(2026, 11, 23, 2, 15, tzinfo=UTC)
+    now: datetime = datetime(2026, 11, 2, 2, 15, tzinfo=UTC)  # a Monday; Dovecot keeps no
+    # INTERNALDATE later than its own now, so every arrival here is in the past
 
     def deliver(self, raw: bytes) -> None:
-        self.dovecot.append(raw)
+        self.dovecot.append(raw, arrived=self.now)
         daemon = Daemon(self.config, Clock(self.now))
         daemon.run_once()
         daemon.close()
 
     def mails_to(self, address: str) -> list[EmailMessage]:
-        return [c.message for c in self.smtp.messages if address in c.rcpt_tos]
+        """Mails about requests sent to `address` (not the daily digest)."""
+        return [c.message for c in self.smtp.messages
+                if address in c.rcpt_tos and c.message["X-Mailroom-Reference"]]
 
     def last_to(self, address: str) -> EmailMessage:
         found = self.mails_to(address)

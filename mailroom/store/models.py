@@ -60,7 +60,8 @@ class Request(Base):
     rule: Mapped[str] = mapped_column(String(200), default="")
     rules_version: Mapped[str] = mapped_column(String(64), default="")
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
-    received_at: Mapped[datetime] = mapped_column(UtcDateTime)  # reached the mailbox: clock start
+    received_at: Mapped[datetime] = mapped_column(  # reached the mailbox: the clock's start
+        UtcDateTime, default=lambda context: context.get_current_parameters()["created_at"])
     first_response_due_at: Mapped[datetime] = mapped_column(UtcDateTime)
     due_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
     # the targets applied (as written: 86400 is "1d", one working day) and the working seconds
