@@ -304,6 +304,7 @@ def _message_context(inbound: Inbound | None, request: Request,
 
 
 STAGES = ("first_response", "resolution")
+SAMPLE_CALENDAR = sla.Calendar("sample", "Asia/Jakarta", (((480, 1020),),) * 5 + ((), ()))
 SAMPLE_MOVE = {"from_key": "it", "from_name": "IT Support", "to_key": "finance",
                "to_name": "Finance", "reason": "<about> an invoice", "by": "agus@example.org",
                "by_name": "Agus"}
@@ -362,13 +363,16 @@ SAMPLE_DETAILS: dict[str, list[dict[str, Any]]] = {
 
 
 def sample_contexts(service: Service, language: str, template: str) -> list[dict[str, Any]]:
-    """Values shaped like real ones, one set per variant, to check templates when loaded."""
-    now = datetime(2026, 1, 5, 2, 0, tzinfo=UTC)
+    """Values shaped like real ones, one set per variant, to check templates when loaded.
+
+    The sample request arrives out of hours (`request.opens` is set), with a solution.
+    """
+    now = datetime(2026, 1, 4, 2, 0, tzinfo=UTC)  # a Sunday
     request = Request(id=1, subject="<Sample> request", requester="someone@example.org",
                       requester_name="", language=language, department="sample",
                       priority="normal", status="open", rule="sample rule",
                       rules_version="0123456789ab", created_at=now, assignee="", transfers=0,
-                      solution="", first_response_due_at=now + timedelta(hours=4),
+                      solution="<Solution>", first_response_due_at=now + timedelta(hours=4),
                       due_at=now + timedelta(days=3), received_at=now,
                       promised_at=now + timedelta(hours=2), first_response_target=4 * 3600,
                       resolution_target=3 * 86400, rating=None, rating_comment="")
@@ -378,7 +382,7 @@ def sample_contexts(service: Service, language: str, template: str) -> list[dict
                                     detail={"text": "<internal> note", **SAMPLE_MOVE}))
     department = Department("sample", "Sample Department", "dept@example.org",
                             Sla(timedelta(hours=4), timedelta(days=3)),
-                            calendar=sla.around_the_clock(service.timezone))
+                            calendar=SAMPLE_CALENDAR)
     if template in DEPARTMENT_TEMPLATES:
         return [department_context(department, service, language, detail)
                 for detail in SAMPLE_DETAILS[template]]

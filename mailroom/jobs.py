@@ -100,8 +100,11 @@ class Jobs:
                    swept: Swept) -> None:
         department = self.config.departments[request.department]
         stage = current_stage(request)
+        promise = told(request, stage)
+        if now >= promise:
+            self._announce_delay(session, request, department, stage, promise, swept)
         if now >= stage.due:
-            self._breached(session, request, department, stage, now, swept)
+            self._escalate(session, request, department, stage, swept)
             return
         percent = reached(self.config.reminders, department.calendar.between(now, stage.due),
                           stage.budget)
@@ -109,30 +112,38 @@ class Jobs:
             detail = {"reminder": {"stage": stage.name, "percent": percent,
                                    **self._due(stage.due, department)}}
             swept.reminders += self._queue(session, request, "reminder",
-                                           _key(request, "reminder", stage, percent),
+                                           _key(request, "reminder", stage, stage.due, percent),
                                            (request.assignee or department.address,), detail, now)
 
-    def _breached(self, session: Session, request: Request, department: Department,
-                  stage: Stage, now: datetime, swept: Swept) -> None:
-        """Tell the requester at once, with a new estimate; the manager in working hours."""
-        if _not_queued(session, _key(request, "delay", stage)):
-            promise = self._new_estimate(session, request, department, stage, now)
-            detail = {"delay": {"stage": stage.name,
-                                "estimate": sla.local_time(promise, department.calendar.zone,
-                                                           request.language),
-                                **self._due(stage.due, department, request.language)}}
-            swept.delays += self._queue(session, request, "delay", _key(request, "delay", stage),
-                                        (request.requester,), detail, now,
-                                        language=request.language, cc=tuple(request.cc))
-            request.promised_at = promise
-        if department.calendar.is_open(now):
-            detail = {"escalation": {"kind": stage.name, "rating": None, "comment": "",
-                                     "assignee": request.assignee,
-                                     **self._due(stage.due, department)}}
-            manager = department.manager or self.config.service.admin or department.address
-            swept.escalations += self._queue(session, request, "escalation",
-                                             _key(request, "escalation", stage), (manager,),
-                                             detail, now)
+    def _announce_delay(self, session: Session, request: Request, department: Department,
+                        stage: Stage, promise: datetime, swept: Swept) -> None:
+        """The requester hears at once that what they were told will not hold, and a new time."""
+        key, now = _key(request, "delay", stage, promise), self.clock.now()
+        if not _not_queued(session, key):
+            return
+        estimate = self._new_estimate(session, request, department, stage, now)
+        detail = {"delay": {"stage": stage.name,
+                            "estimate": sla.local_time(estimate, department.calendar.zone,
+                                                       request.language),
+                            **self._due(promise, department, request.language)}}
+        swept.delays += self._queue(session, request, "delay", key, (request.requester,),
+                                    detail, now, language=request.language, cc=tuple(request.cc))
+        if stage.name == FIRST_RESPONSE:
+            request.promised_at = estimate  # if this one passes too, they hear again
+
+    def _escalate(self, session: Session, request: Request, department: Department,
+                  stage: Stage, swept: Swept) -> None:
+        """The department's manager hears of a broken promise, within working hours."""
+        now = self.clock.now()
+        if not department.calendar.is_open(now):
+            return
+        detail = {"escalation": {"kind": stage.name, "rating": None, "comment": "",
+                                 "assignee": request.assignee,
+                                 **self._due(stage.due, department)}}
+        manager = department.manager or self.config.service.admin or department.address
+        swept.escalations += self._queue(session, request, "escalation",
+                                         _key(request, "escalation", stage, stage.due),
+                                         (manager,), detail, now)
 
     def _new_estimate(self, session: Session, request: Request, department: Department,
                       stage: Stage, now: datetime) -> datetime:
@@ -191,10 +202,11 @@ class Jobs:
     def _entry(request: Request, department: Department, now: datetime,
                language: str) -> dict[str, Any]:
         due = current_stage(request).due
+        waiting = request.status == workflow.WAITING  # its clock stands still
         return {"reference": request.reference, "subject": request.subject,
                 "requester": request.requester, "requester_name": request.requester_name,
                 "priority": request.priority, "status": request.status,
-                "assignee": request.assignee, "overdue": due <= now,
+                "assignee": request.assignee, "overdue": due <= now and not waiting,
                 "due": sla.local_time(due, department.calendar.zone, language)}
 
     # -- satisfaction surveys ----------------------------------------------------------------
@@ -273,14 +285,22 @@ def fair_order(requests: list[Request], now: datetime) -> list[Request]:
     """Overdue first, then by priority, then the oldest promise first; none left out."""
     def rank(request: Request) -> tuple[bool, int, datetime, int]:
         due = current_stage(request).due
-        return (due > now, PRIORITY_ORDER.get(request.priority, 9), due, request.id)
+        overdue = due <= now and request.status == workflow.OPEN
+        return (not overdue, PRIORITY_ORDER.get(request.priority, 9), due, request.id)
     return sorted(requests, key=rank)
 
 
-def _key(request: Request, kind: str, stage: Stage, percent: int = 0) -> str:
-    """(request, kind, threshold): the due time is part of it, so a moved deadline is new."""
+def told(request: Request, stage: Stage) -> datetime:
+    """The time the requester holds: the promised first response, then the resolution due."""
+    if stage.name == FIRST_RESPONSE and request.promised_at is not None:
+        return request.promised_at
+    return stage.due
+
+
+def _key(request: Request, kind: str, stage: Stage, moment: datetime, percent: int = 0) -> str:
+    """(request, kind, threshold): the time is part of it, so a moved deadline is new."""
     threshold = f"{percent}%" if percent else "due"
-    return f"{request.id}:{kind}:{stage.name}:{threshold}:{stage.due:%Y%m%dT%H%MZ}"
+    return f"{request.id}:{kind}:{stage.name}:{threshold}:{moment:%Y%m%dT%H%MZ}"
 
 
 def _not_queued(session: Session, key: str) -> bool:

@@ -205,7 +205,8 @@ def percentile(values: Sequence[float], fraction: float) -> float:
 def in_words(duration: timedelta, language: str, working: bool = False) -> str:
     """'1 day 4 hours' / '1 hari 4 jam'; with `working`, '4 working hours' / '4 jam kerja'."""
     minutes = int(duration.total_seconds() // 60)
-    amounts = (minutes // 10080, minutes % 10080 // 1440, minutes % 1440 // 60, minutes % 60)
+    week = 10080 if not working else 10**9  # seven working days are not a working week
+    amounts = (minutes // week, minutes % week // 1440, minutes % 1440 // 60, minutes % 60)
     names = UNITS.get(language, UNITS["en"])
     parts = [[str(n), name[n != 1]] for n, name in zip(amounts, names, strict=True) if n]
     if not parts:

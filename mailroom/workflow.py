@@ -128,7 +128,7 @@ def set_due(request: Request, department: Department, start: datetime,
     request.resolution_target = int(resolution.total_seconds())
     request.first_response_budget = _seconds(calendar.between(start, due.first_response))
     request.resolution_budget = _seconds(calendar.between(start, due.resolution))
-    request.paused_at = None
+    request.paused_at, request.promised_at = None, None
 
 
 def first_responses(session: Session, request: Request, now: datetime) -> list[float]:

@@ -127,3 +127,34 @@ def test_requests_lists_rule_and_rules_version(tmp_path: Path,
     assert main(["--config", str(config), "requests"]) == 0
     out = capsys.readouterr().out
     assert "REQ-000001" in out and "salary and payroll @" in out
+
+
+def test_sla_preview_gives_the_due_times_of_an_arrival(capsys: pytest.CaptureFixture[str]) -> None:
+    demo = str(ROOT / "config" / "demo.yaml")
+    assert main(["--config", demo, "sla", "preview", "--department", "hr",
+                 "--at", "2026-12-24 16:30", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {
+        "first_response_due": "2026-12-28T12:00:00+07:00",  # 24 Dec cuti bersama, 25 Christmas
+        "resolution_due": "2027-01-04T08:00:00+07:00"}  # 31 Dec closed, 1 Jan New Year
+    assert main(["--config", demo, "sla", "preview", "--department", "hr",
+                 "--at", "2026-12-24 16:30"]) == 0
+    text = capsys.readouterr().out
+    assert "Christmas Joint Holiday" in text and "Monday, 28 December 2026 at 12:00 WIB" in text
+    assert main(["--config", demo, "sla", "preview", "--department", "hrd"]) == 2
+    assert "did you mean 'hr'?" in capsys.readouterr().err
+
+
+def test_run_once_at_a_later_now_sends_what_would_be_due_then(tmp_path: Path) -> None:
+    config = site(tmp_path)
+    arrival = {"MAILROOM_NOW": "2026-11-23T09:15+07:00"}
+    assert mailroom("--config", str(config), "ingest", stdin=request_mail(
+        subject="Laptop mati", body="Laptop saya tidak bisa menyala."), env=arrival
+                    ).returncode == 0
+    later = mailroom("--config", str(config), "run", "--once",
+                     env={"MAILROOM_NOW": "2026-11-23T12:00+07:00"})
+    assert later.returncode == 0, later.stderr
+    assert b"fixes the clock at 2026-11-23T05:00:00+00:00" in later.stderr
+    subjects = [line for mail in (tmp_path / "outbox" / "new").iterdir()
+                for line in mail.read_text().splitlines() if line.startswith("Subject:")]
+    assert len(subjects) == 4  # the acknowledgment, the forward, a delay notice, an escalation
+    assert sum("keterlambatan" in s.lower() for s in subjects) == 1

@@ -3,16 +3,19 @@ satisfaction surveys, over simulated days and weeks on real Dovecot and SMTP ser
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
+from email.utils import format_datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select
 
+from mailroom.cli import main
 from mailroom.clock import Clock
 from mailroom.daemon import Daemon
 from mailroom.jobs import Jobs
@@ -169,6 +172,7 @@ def test_the_promise_is_the_80th_percentile_of_recent_first_responses(office: Of
     with db.transaction() as session:
         for minutes in range(3, 63, 3):  # 20 answered requests: 3 to 60 working minutes
             session.add(Request(requester="x@contoh.co.id", language="id", department="it",
+                                status="closed",
                                 created_at=office.now - timedelta(days=5),
                                 received_at=office.now - timedelta(days=5),
                                 first_response_due_at=office.now, due_at=office.now,
@@ -178,6 +182,30 @@ def test_the_promise_is_the_80th_percentile_of_recent_first_responses(office: Of
     promised = next(r for r in office.requests() if r.requester == BUDI).promised_at
     assert promised == wib(2026, 11, 23, 10, 3)  # 48 minutes after 09:15
     assert "Senin, 23 November 2026 pukul 10.03 WIB" in text_of(ack)
+    office.walk(wib(2026, 11, 23, 10, 15))  # the promise is broken before the target is
+    delay = office.last_to(BUDI)
+    assert delay is not ack and "10.03 WIB" in text_of(delay)
+    assert not office.mails_to(JOKO)
+    assert next(r for r in office.requests() if r.requester == BUDI).promised_at > promised
+
+
+def test_rules_test_and_the_daemon_see_the_same_arrival(office: Office, tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]
+                                                         ) -> None:
+    rules = office.config.parent / "rules.yaml"
+    rules.write_text("rules:\n- name: weekend\n  if: {received: {weekdays: [sat, sun]}}\n"
+                     "  then: {department: ga}\n"
+                     "fallback: {department: triage}\n")
+    saturday = wib(2026, 11, 21, 10, 0)
+    mail = request_mail(Received="from mail.contoh.co.id by mx.contoh.co.id; "
+                                 f"{format_datetime(saturday)}")
+    office.dovecot.append(mail, arrived=saturday)
+    office.at(wib(2026, 11, 23, 9, 0)).run()  # read on Monday morning
+    assert office.requests()[0].department == "ga"
+    (tmp_path / "mail.eml").write_bytes(mail)
+    assert main(["--config", str(office.config), "rules", "test", "--json",
+                 str(tmp_path / "mail.eml")]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["rule"] == "weekend"
 
 
 # -- reminders, escalation and delay notices ---------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -10,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mailroom import sla
+from mailroom.clock import Clock
 from mailroom.sla import Calendar, Holidays
 
 JAKARTA = ZoneInfo("Asia/Jakarta")
@@ -148,3 +150,13 @@ def test_times_are_written_for_people_in_their_language() -> None:
 def test_wrong_hours_are_named(text: str, problem: str) -> None:
     with pytest.raises(ValueError, match=problem):
         sla.parse_hours(text)
+
+
+def test_a_clock_started_at_an_instant_runs_on_when_asked() -> None:
+    start = datetime(2026, 11, 23, 2, 15, tzinfo=UTC)
+    fixed, running = Clock(start), Clock(start, running=True)
+    time.sleep(0.05)
+    assert fixed.now() == start and fixed.fixed
+    assert running.now() > start and not running.fixed
+    fixed.advance(timedelta(hours=1))
+    assert fixed.now() == start + timedelta(hours=1)

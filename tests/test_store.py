@@ -41,6 +41,8 @@ def test_a_database_with_requests_from_the_first_schema_is_upgraded_whole(
         assert (request.subject, request.status, request.transfers, request.cc) == (
             "Slip gaji", "open", 0, [])
         assert len(request.messages) == 1 and request.messages[0].new_text == ""
+        assert request.received_at == request.created_at  # the SLA clock of old requests
+        assert (request.first_response_target, request.survey, request.rating) == (0, "", None)
         assert [e.kind for e in request.events] == ["opened"]
         outgoing = session.scalars(select(Outgoing)).one()
         assert (outgoing.detail, outgoing.cc) == ({}, [])
