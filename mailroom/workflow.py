@@ -79,7 +79,7 @@ def open_request(session: Session, inbound: Inbound, message: Message, route: Ro
     or only mentions (a stranger quoting a reference); either is linked in the events.
     """
     department = config.departments[route.department]
-    received = min(message.received_at or now, now)
+    received = message.received_at or now
     request = Request(
         subject=_subject(inbound, previous), requester=inbound.sender,
         requester_name=inbound.sender_name, department=department.key,
@@ -316,7 +316,8 @@ def parse_rating(text: str) -> Rating | None:
 def survey_answer(found: Thread, inbound: Inbound) -> Rating | None:
     """The rating in the requester's reply to a request that was surveyed (late ones count)."""
     request = found.request
-    if request is None or request.surveyed_at is None or inbound.sender != request.requester:
+    if request is None or request.surveyed_at is None or inbound.sender != request.requester \
+            or request.status not in (RESOLVED, CLOSED):
         return None
     return parse_rating(inbound.new_text or inbound.text)
 

@@ -227,9 +227,11 @@ def test_reminders_then_escalation_and_a_delay_notice_on_the_way_to_a_breach(
     assert delay is not office.mails_to(BUDI)[0]
     assert "Senin, 23 November 2026 pukul 11.15 WIB" in text_of(delay)
     assert REQUEST_TAG in str(escalation["Subject"]) and escalation["Auto-Submitted"]
+    assert "14.15 WIB" in text_of(delay), "a new estimate: two working hours from 11:15"
     office.walk(wib(2026, 11, 23, 15, 0), step=timedelta(minutes=30))
-    assert len(office.mails_to(JOKO)) == 1 and len(office.mails_to(BUDI)) == 2
-    assert len(office.mails_to(IT)) == 3
+    assert len(office.mails_to(JOKO)) == 1 and len(office.mails_to(IT)) == 3
+    assert len(office.mails_to(BUDI)) == 3, "the new estimate passed too: they hear again"
+    assert "Senin, 23 November 2026 pukul 14.15 WIB" in text_of(office.last_to(BUDI))
     assert [r.key for r in office.rows("escalation")] == [
         "1:escalation:first_response:due:20261123T0415Z"]
 
