@@ -640,8 +640,8 @@ def _relay(turn: Turn, text: str, effects: Effects) -> None:
                         "note": effects.note},
               "from_name": _via(author, name, turn), "attachments": not effects.internal}
     _queue(turn, "relay", request.language, (request.requester,), detail, cc=tuple(request.cc))
-    answered = text or effects.change in ("waiting", "resolved")  # a bare #close is not
-    if request.first_response_at is None and answered and not effects.transferred and department:
+    replied = text or effects.change in ("waiting", "resolved")  # a bare #close is not
+    if request.first_response_at is None and replied and not effects.transferred and department:
         request.first_response_at = turn.now
         request.first_response_seconds = _seconds(department.calendar.between(
             request.received_at, turn.now))
