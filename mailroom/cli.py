@@ -337,8 +337,14 @@ def list_requests(args: argparse.Namespace) -> int:
     return 0
 
 
+def _zone_of(request: Request, config: config_file.Config) -> ZoneInfo:
+    """Where a request's times are read: its department's calendar, else the service's zone."""
+    department = config.departments.get(request.department)
+    return department.calendar.zone if department else config.service.zone
+
+
 def _request_row(request: Request, config: config_file.Config) -> list[str]:
-    due = sla.local_time(request.due_at, config.service.zone, "en")
+    due = sla.local_time(request.due_at, _zone_of(request, config), "en")
     return [request.reference, request.requester, _cut(request.subject, 40), request.department,
             f"{request.rule} @{request.rules_version}", request.status, request.assignee or "-",
             due, str(request.transfers)]
@@ -404,7 +410,7 @@ def _demo_table(daemon: Daemon, outcomes: list[Outcome]) -> str:
             if request is None:
                 rows.append(["-", "", "", outcome.kind, outcome.reason, ""])
                 continue
-            due = sla.local_time(request.first_response_due_at, config.service.zone, "en")
+            due = sla.local_time(request.first_response_due_at, _zone_of(request, config), "en")
             rows.append([request.reference, request.requester, _cut(request.subject, 38),
                          request.department, f"{request.rule} @{request.rules_version}", due])
     return table(["reference", "requester", "subject", "department", "rule", "first reply by"],

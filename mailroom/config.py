@@ -360,8 +360,8 @@ def _holidays(s: Section) -> Holidays | None:
     except NotImplementedError as exc:
         key = "subdivision" if "subdiv" in str(exc).lower() else "country"
         s.fail(key, f"{s.what}.{key}: {exc}",
-               "use the codes of the `holidays` package: a country like ID or NL, "
-               "a subdivision like JK")
+               "use the codes of the `holidays` package: a country like ID or NL, and only "
+               "a subdivision the package lists for that country")
         return None
     except ValueError as exc:
         s.fail("categories", f"{s.what}.categories: {exc}", "e.g. [public, government]")

@@ -82,7 +82,7 @@ class Intake:
             if found.request is not None:
                 workflow.record_ignored(found.request, inbound, message, verdict.reason, now)
             return _record(session, message)
-        rating = workflow.survey_answer(found, inbound)
+        rating = workflow.survey_answer(found, inbound, self.config)
         if rating is not None:
             message = _message(item, inbound, REPLY, "an answer to the survey", self.clock)
             workflow.rate(session, found, inbound, message, self.config, now, rating)

@@ -58,7 +58,9 @@ class Jobs:
     def sweep(self) -> Swept:
         """Every job that is due at the clock's now."""
         swept, now = Swept(), self.clock.now()
-        for request_id in self._ids(Request.status == workflow.OPEN):
+        # a request opened before due times were kept (target 0) has no promise to keep
+        for request_id in self._ids(Request.status == workflow.OPEN,
+                                    Request.first_response_target > 0):
             self._each(request_id, lambda s, r: self._deadlines(s, r, now, swept))
         for department in self.config.departments.values():
             self._in_transaction(partial(self._digest, department=department, now=now,

@@ -96,7 +96,11 @@ def _convert(loader: Any, node: yaml.Node, file: str) -> Any:
         items = Sequence(_convert(loader, item, file) for item in node.value)
         items.where, items.item_where = _where(node, file), [_where(i, file) for i in node.value]
         return items
-    return loader.construct_object(node, deep=True)
+    try:
+        return loader.construct_object(node, deep=True)
+    except ValueError as exc:  # e.g. an unquoted date that is no date: 2026-12-32
+        raise _where(node, file).error(f"{node.value!r} cannot be read: {exc}",
+                                       "write a date as YYYY-MM-DD, a real day") from None
 
 
 def _mapping(loader: Any, node: yaml.MappingNode, file: str) -> Mapping:
@@ -254,6 +258,12 @@ def duration(value: Any) -> timedelta:
     found = parse_duration(text(value))
     if found is None or found <= timedelta(0):
         raise ValueError("")
+    written = DURATION.match(text(value))
+    assert written is not None
+    if int(written.group(3) or 0) >= 24 or int(written.group(4) or 0) >= 24 * 60:
+        raise ValueError(f"{text(value)!r} holds a day or more in hours or minutes; a day ('d') "
+                         "counts a working day where a calendar applies, so write days and "
+                         "hours, e.g. 3d or 1d 4h")
     return found
 
 

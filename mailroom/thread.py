@@ -84,6 +84,16 @@ def our_reference(message_id: str, service: Service) -> str | None:
     return f"REQ-{match.group(2)}" if signed else None
 
 
+def answers(inbound: Inbound, kind: str, service: Service) -> bool:
+    """Whether the message replies to a mail of ours of `kind` (survey, ack, ...)."""
+    for message_id in (inbound.in_reply_to, *inbound.references):
+        match = OUR_MESSAGE_ID.match(message_id)
+        if match and our_reference(message_id, service) and \
+                match.group(1).split(".")[1].lower() == kind:
+            return True
+    return False
+
+
 def all_staff(config: Config) -> set[str]:
     """The addresses of every department, its members and its manager."""
     return {a for d in config.departments.values() for a in _staff(d)}

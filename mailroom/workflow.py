@@ -151,13 +151,15 @@ def _pause(request: Request, now: datetime) -> None:
 
 
 def _resume(request: Request, department: Department | None, now: datetime) -> None:
-    """Start the clock again: each due time moves by the working time it stood still."""
+    """Start the clock again: each time not yet passed moves by the working time it stood
+    still; one already passed stays, so a late request is not announced late twice."""
     if request.paused_at is None or department is None:
         return
-    calendar = department.calendar
-    for name in ("first_response_due_at", "due_at"):
-        left = calendar.between(request.paused_at, getattr(request, name))
-        setattr(request, name, calendar.add(now, left))
+    calendar, paused = department.calendar, request.paused_at
+    for name in ("first_response_due_at", "due_at", "promised_at"):
+        moment = getattr(request, name)
+        if moment is not None and moment > paused:
+            setattr(request, name, calendar.add(now, calendar.between(paused, moment)))
     request.paused_at = None
 
 
@@ -313,11 +315,13 @@ def parse_rating(text: str) -> Rating | None:
     return Rating(int(digit) if digit else RATINGS[word.lower()], comment.strip())
 
 
-def survey_answer(found: Thread, inbound: Inbound) -> Rating | None:
-    """The rating in the requester's reply to a request that was surveyed (late ones count)."""
+def survey_answer(found: Thread, inbound: Inbound, config: Config) -> Rating | None:
+    """The rating in the requester's reply to the survey of a finished request (late ones
+    count); a reply to any other mail of ours is a message on the request."""
     request = found.request
     if request is None or request.surveyed_at is None or inbound.sender != request.requester \
-            or request.status not in (RESOLVED, CLOSED):
+            or request.status not in (RESOLVED, CLOSED) \
+            or not thread.answers(inbound, "survey", config.service):
         return None
     return parse_rating(inbound.new_text or inbound.text)
 

@@ -264,6 +264,18 @@ def test_waiting_stops_the_clock_and_the_requesters_reply_starts_it(office: Offi
     assert request.due_at == wib(2026, 11, 26, 9, 15)
 
 
+def test_a_pause_after_a_breach_does_not_announce_the_same_delay_twice(office: Office) -> None:
+    _, forward = office.open()
+    office.at(wib(2026, 11, 23, 9, 30)).reply(forward, AGUS, "Sedang kami cek, Pak.")
+    office.walk(wib(2026, 11, 24, 9, 30), step=timedelta(hours=2))  # resolution due 09:15
+    assert len(office.rows("delay")) == len(office.rows("escalation")) == 1
+    office.at(wib(2026, 11, 24, 10, 0)).reply(forward, AGUS, "#waiting foto layar errornya")
+    office.at(wib(2026, 11, 24, 11, 0)).reply(office.last_to(BUDI), BUDI, "Terlampir, Pak.")
+    assert request_of(office).due_at == wib(2026, 11, 24, 9, 15), "still late, not re-dated"
+    office.walk(wib(2026, 11, 24, 14, 0), step=timedelta(hours=1))
+    assert len(office.rows("delay")) == len(office.rows("escalation")) == 1
+
+
 # -- the daily digest --------------------------------------------------------------------------
 
 def test_the_digest_lists_every_open_request_fairly_once_a_working_day(office: Office) -> None:
@@ -345,6 +357,16 @@ def test_a_late_rating_still_counts(office: Office) -> None:
     office.at(wib(2026, 11, 30, 9, 0)).reply(survey, BUDI, "sangat puas")
     request = request_of(office)
     assert request.rating == 5 and len(office.requests()) == 1
+
+
+def test_a_reply_to_another_mail_after_the_survey_is_a_message_not_a_rating(
+        office: Office) -> None:
+    resolved(office, wib(2026, 11, 23, 11, 0))
+    relay = office.mails_to(BUDI)[1]  # the department's answer, not the survey
+    office.at(wib(2026, 11, 23, 14, 0)).reply(relay, BUDI, "Ok, tapi sekarang mati lagi.")
+    request = request_of(office)
+    assert request.rating is None and request.status == "open"
+    assert "Ok, tapi sekarang mati lagi." in text_of(office.last_to(IT))
 
 
 def test_stop_means_no_more_surveys(office: Office) -> None:

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 from alembic import command
 from sqlalchemy import select, text
 
+from mailroom import config
+from mailroom.clock import Clock
+from mailroom.jobs import Jobs
 from mailroom.store.db import Database, _alembic_config
 from mailroom.store.models import Message, Outgoing, Request
+from tests.sites import site
 
 
 def test_a_database_with_requests_from_the_first_schema_is_upgraded_whole(
@@ -42,11 +47,16 @@ def test_a_database_with_requests_from_the_first_schema_is_upgraded_whole(
             "Slip gaji", "open", 0, [])
         assert len(request.messages) == 1 and request.messages[0].new_text == ""
         assert request.received_at == request.created_at  # the SLA clock of old requests
-        assert (request.first_response_target, request.survey, request.rating) == (0, "", None)
+        assert (request.first_response_target, request.survey, request.rating) == (
+            0, "predates surveys", None)  # the jobs leave requests from before them alone
         assert [e.kind for e in request.events] == ["opened"]
         outgoing = session.scalars(select(Outgoing)).one()
         assert (outgoing.detail, outgoing.cc) == ({}, [])
         assert session.scalars(select(Message)).one().request_id == 1
     with db.engine.connect() as connection:
         assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+    clock = Clock(datetime(2026, 11, 30, 2, 0, tzinfo=UTC))  # the request is days overdue
+    swept = Jobs(db, config.load(site(tmp_path / "site")), clock).sweep()
+    assert (swept.reminders, swept.delays, swept.escalations, swept.surveys) == (0, 0, 0, 0)
+    assert swept.digests == 1  # but the department's digest still lists it
     db.close()

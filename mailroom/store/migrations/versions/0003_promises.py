@@ -35,6 +35,7 @@ def upgrade() -> None:
             batch_op.add_column(sa.Column(name, kind, nullable=default is None,
                                           server_default=default))
     op.execute("UPDATE requests SET received_at = created_at")
+    op.execute("UPDATE requests SET survey = 'predates surveys'")  # no burst at the upgrade
     with op.batch_alter_table("messages", schema=None) as batch_op:
         batch_op.add_column(sa.Column("received_at", sa.DateTime(), nullable=True))
     with op.batch_alter_table("requests", schema=None) as batch_op:
