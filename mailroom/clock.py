@@ -11,8 +11,7 @@ class Clock:
     """Tells the current time in UTC.
 
     Built with `at`, it starts at that instant; with `running` it then advances with real
-    time (a long-running daemon rehearsing a later date), else it stays where it is put
-    (`--once` runs and tests, which move it with `advance`).
+    time (a long-running daemon rehearsing a later date), else it stays there (`--once`).
     """
 
     def __init__(self, at: datetime | None = None, running: bool = False) -> None:
@@ -29,12 +28,6 @@ class Clock:
         if self._started is None:
             return self._at
         return self._at + timedelta(seconds=time.monotonic() - self._started)
-
-    def advance(self, step: timedelta) -> None:
-        """Move a clock that was started at an instant (tests simulating days and weeks)."""
-        if self._at is None:
-            raise ValueError("the system clock cannot be moved")
-        self._at += step
 
 
 def from_environment(running: bool = False) -> Clock:

@@ -10,12 +10,13 @@ from functools import partial
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from mailroom import guard, sla, thread, workflow
 from mailroom.clock import Clock
 from mailroom.config import Config, Department
+from mailroom.errors import TransientError
 from mailroom.store.db import Database
 from mailroom.store.models import Event, Outgoing, Request, SurveyOptOut
 
@@ -23,6 +24,7 @@ log = logging.getLogger(__name__)
 PRIORITY_ORDER = {"urgent": 0, "high": 1, "normal": 2, "low": 3}
 FIRST_RESPONSE, RESOLUTION = "first_response", "resolution"
 SURVEY_WINDOW = timedelta(days=30)  # a request resolved longer ago than this is not surveyed
+DELAY_NOTICES = 2  # per promise kept by a department: the time told, then the new estimate
 
 
 @dataclass(frozen=True)
@@ -88,13 +90,21 @@ class Jobs:
         self._in_transaction(run)
 
     def _in_transaction(self, job: Callable[[Session], None]) -> None:
-        """One request's (or department's) mails in one transaction; a key already taken
-        (another daemon, an earlier run) means the mail is already queued."""
+        """One request's (or department's) mails in one transaction, isolated from the rest.
+
+        A key already taken (another daemon, an earlier run) means the mail is queued already;
+        an unforeseen error is logged and the other requests go on; an unreachable database
+        is a TransientError for the daemon's backoff.
+        """
         try:
             with self.db.transaction() as session:
                 job(session)
         except IntegrityError:
             log.info("a job's mail was already queued (another instance or an earlier run)")
+        except OperationalError as exc:
+            raise TransientError(f"database: {exc.orig}") from exc
+        except Exception:
+            log.exception("a periodic job failed; the other requests go on")
 
     # -- reminders, escalation, delay notices ----------------------------------------------
 
@@ -102,65 +112,58 @@ class Jobs:
                    swept: Swept) -> None:
         department = self.config.departments[request.department]
         stage = current_stage(request)
-        promise = told(request, stage)
-        if now >= promise:
-            self._announce_delay(session, request, department, stage, promise, swept)
+        if now >= told(request, stage):
+            self._announce_delay(session, request, department, stage, now, swept)
         if now >= stage.due:
-            self._escalate(session, request, department, stage, swept)
+            self._escalate(session, request, department, stage, now, swept)
             return
         percent = reached(self.config.reminders, department.calendar.between(now, stage.due),
                           stage.budget)
         if percent and department.calendar.is_open(now):
             detail = {"reminder": {"stage": stage.name, "percent": percent,
-                                   **self._due(stage.due, department)}}
+                                   **self._due(stage.due, department, now)}}
             swept.reminders += self._queue(session, request, "reminder",
-                                           _key(request, "reminder", stage, stage.due, percent),
+                                           _key(request, "reminder", stage, f"{percent}%"),
                                            (request.assignee or department.address,), detail, now)
 
     def _announce_delay(self, session: Session, request: Request, department: Department,
-                        stage: Stage, promise: datetime, swept: Swept) -> None:
-        """The requester hears at once that what they were told will not hold, and a new time."""
-        key, now = _key(request, "delay", stage, promise), self.clock.now()
-        if not _not_queued(session, key):
+                        stage: Stage, now: datetime, swept: Swept) -> None:
+        """The requester hears at once that the time they hold will not be kept, with a new
+        one; if that passes too they hear once more, then the department must answer."""
+        sent = _queued(session, _key(request, "delay", stage, "%"))
+        if sent >= DELAY_NOTICES:
             return
-        estimate = self._new_estimate(session, request, department, stage, now)
+        target = request.first_response_target if stage.name == FIRST_RESPONSE \
+            else request.resolution_target
+        estimate = department.calendar.add(now, timedelta(seconds=target))
         detail = {"delay": {"stage": stage.name,
                             "estimate": sla.local_time(estimate, department.calendar.zone,
                                                        request.language),
-                            **self._due(promise, department, request.language)}}
-        swept.delays += self._queue(session, request, "delay", key, (request.requester,),
-                                    detail, now, language=request.language, cc=tuple(request.cc))
-        if stage.name == FIRST_RESPONSE:
-            request.promised_at = estimate  # if this one passes too, they hear again
+                            **self._due(told(request, stage), department, now,
+                                        request.language)}}
+        swept.delays += self._queue(session, request, "delay",
+                                    _key(request, "delay", stage, str(sent + 1)),
+                                    (request.requester,), detail, now,
+                                    language=request.language, cc=tuple(request.cc))
+        request.promised_at = estimate
 
     def _escalate(self, session: Session, request: Request, department: Department,
-                  stage: Stage, swept: Swept) -> None:
-        """The department's manager hears of a broken promise, within working hours."""
-        now = self.clock.now()
+                  stage: Stage, now: datetime, swept: Swept) -> None:
+        """The department's manager hears of a missed due time, within working hours."""
         if not department.calendar.is_open(now):
             return
         detail = {"escalation": {"kind": stage.name, "rating": None, "comment": "",
                                  "assignee": request.assignee,
-                                 **self._due(stage.due, department)}}
+                                 **self._due(stage.due, department, now)}}
         manager = department.manager or self.config.service.admin or department.address
         swept.escalations += self._queue(session, request, "escalation",
-                                         _key(request, "escalation", stage, stage.due),
+                                         _key(request, "escalation", stage, "due"),
                                          (manager,), detail, now)
 
-    def _new_estimate(self, session: Session, request: Request, department: Department,
-                      stage: Stage, now: datetime) -> datetime:
-        """A late request's new promise: what a request like it arriving now would be told."""
-        calendar = department.calendar
-        if stage.name == RESOLUTION:
-            return calendar.add(now, timedelta(seconds=request.resolution_target))
-        target = calendar.add(now, timedelta(seconds=request.first_response_target))
-        return sla.estimate(calendar, now, workflow.first_responses(session, request, now),
-                            target)
-
-    def _due(self, due: datetime, department: Department,
+    def _due(self, due: datetime, department: Department, now: datetime,
              language: str | None = None) -> dict[str, Any]:
         language = language or self.config.service.language
-        late = self.clock.now() - due
+        late = now - due
         return {"due": sla.local_time(due, department.calendar.zone, language),
                 "late": sla.in_words(late, language) if late > timedelta(0) else ""}
 
@@ -293,16 +296,19 @@ def fair_order(requests: list[Request], now: datetime) -> list[Request]:
 
 
 def told(request: Request, stage: Stage) -> datetime:
-    """The time the requester holds: the promised first response, then the resolution due."""
-    if stage.name == FIRST_RESPONSE and request.promised_at is not None:
-        return request.promised_at
-    return stage.due
+    """The time the requester holds: the estimate they were given, else the stage's due time."""
+    return request.promised_at or stage.due
 
 
-def _key(request: Request, kind: str, stage: Stage, moment: datetime, percent: int = 0) -> str:
-    """(request, kind, threshold): the time is part of it, so a moved deadline is new."""
-    threshold = f"{percent}%" if percent else "due"
-    return f"{request.id}:{kind}:{stage.name}:{threshold}:{moment:%Y%m%dT%H%MZ}"
+def _key(request: Request, kind: str, stage: Stage, threshold: str) -> str:
+    """(request, kind, stage, threshold), per department the request has had: a pause moves
+    due times but starts nothing anew; a transfer does."""
+    return f"{request.id}:{kind}:{stage.name}:{threshold}:{request.transfers}"
+
+
+def _queued(session: Session, pattern: str) -> int:
+    """How many job mails with keys like `pattern` (% for any threshold) are queued."""
+    return len(session.scalars(select(Outgoing.id).where(Outgoing.key.like(pattern))).all())
 
 
 def _not_queued(session: Session, key: str) -> bool:

@@ -260,7 +260,7 @@ def duration(value: Any) -> timedelta:
         raise ValueError("")
     written = DURATION.match(text(value))
     assert written is not None
-    if int(written.group(3) or 0) >= 24 or int(written.group(4) or 0) >= 24 * 60:
+    if int(written.group(3) or 0) * 60 + int(written.group(4) or 0) >= 24 * 60:
         raise ValueError(f"{text(value)!r} holds a day or more in hours or minutes; a day ('d') "
                          "counts a working day where a calendar applies, so write days and "
                          "hours, e.g. 3d or 1d 4h")

@@ -203,7 +203,8 @@ class Outbox:
         return Mail(
             template=row.template, language=row.language, template_set="",
             recipients=tuple(row.recipients), cc=tuple(row.cc), from_name=service.name,
-            message_id=row.message_id, in_reply_to="", reference="", reply_to=service.address,
+            message_id=row.message_id, in_reply_to="", reference="",
+            reply_to=department.address,  # a reply to it stays in the department
             date=row.created_at,
             context=compose.department_context(department, service, row.language, row.detail))
 

@@ -125,9 +125,18 @@ class Calendar:
         moment = self.next_opening(start)
         if target.days:
             moment = self._add_days(moment, target.days)
-        return self._add_hours(moment, target - timedelta(days=target.days))
+        rest = target - timedelta(days=target.days)
+        return self._add_hours(moment, rest) if rest else moment
+
+    def after(self, start: datetime, working: timedelta) -> datetime:
+        """When `working` time (hours of work, however many) counted from `start` has passed:
+        the inverse of `between`, for time measured rather than a target as written."""
+        if self.always:
+            return (start + working).astimezone(UTC)
+        return self._add_hours(self.next_opening(start), working)
 
     def _add_days(self, moment: datetime, days: int) -> datetime:
+        """`days` working days later at the same time of day, or that day's closing time."""
         local = moment.astimezone(self.zone)
         day, left = local.date(), days
         for _ in range(SEARCH_DAYS):
@@ -135,8 +144,9 @@ class Calendar:
                 break
             day += timedelta(days=1)
             left -= self.works_on(day)
-        wall = datetime.combine(day, local.time(), self.zone)
-        return self.next_opening(wall.astimezone(UTC))
+        wall = datetime.combine(day, local.time(), self.zone).astimezone(UTC)
+        closing = self.spans(day)[-1][1]
+        return closing if wall >= closing else self.next_opening(wall)
 
     def _add_hours(self, moment: datetime, left: timedelta) -> datetime:
         for start, end in self._spans_from(moment):
@@ -193,7 +203,7 @@ def estimate(calendar: Calendar, start: datetime, samples: Sequence[float],
     if len(samples) < ESTIMATE_SAMPLES:
         return first_response_due
     typical = timedelta(seconds=percentile(samples, ESTIMATE_PERCENTILE))
-    return min(calendar.add(start, typical), first_response_due)
+    return min(calendar.after(start, typical), first_response_due)
 
 
 def percentile(values: Sequence[float], fraction: float) -> float:

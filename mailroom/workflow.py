@@ -11,12 +11,13 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from mailroom import guard, sla, thread
+from mailroom import guard, sla, survey, thread
 from mailroom.config import Config, Department
 from mailroom.parse import Inbound
 from mailroom.rules import Route
 from mailroom.rules.model import PRIORITIES
 from mailroom.store.models import Event, Message, Outgoing, Request, SurveyOptOut
+from mailroom.survey import Rating
 from mailroom.thread import CC, REQUESTER, STAFF, Thread
 
 OPEN, WAITING, RESOLVED, CLOSED = "open", "waiting", "resolved", "closed"
@@ -54,6 +55,11 @@ class Turn:
     @property
     def department(self) -> Department | None:
         return self.config.departments.get(self.request.department)
+
+    @property
+    def arrived(self) -> datetime:
+        """When the message reached the mailbox: what the SLA clock goes by."""
+        return self.message.received_at or self.now
 
 
 @dataclass
@@ -128,7 +134,7 @@ def set_due(request: Request, department: Department, start: datetime,
     request.resolution_target = int(resolution.total_seconds())
     request.first_response_budget = _seconds(calendar.between(start, due.first_response))
     request.resolution_budget = _seconds(calendar.between(start, due.resolution))
-    request.paused_at, request.promised_at = None, None
+    request.clock_started_at, request.paused_at, request.promised_at = start, None, None
 
 
 def first_responses(session: Session, request: Request, now: datetime) -> list[float]:
@@ -159,7 +165,7 @@ def _resume(request: Request, department: Department | None, now: datetime) -> N
     for name in ("first_response_due_at", "due_at", "promised_at"):
         moment = getattr(request, name)
         if moment is not None and moment > paused:
-            setattr(request, name, calendar.add(now, calendar.between(paused, moment)))
+            setattr(request, name, calendar.after(now, calendar.between(paused, moment)))
     request.paused_at = None
 
 
@@ -252,7 +258,7 @@ def _from_requester(turn: Turn, who: str) -> None:
     elif request.status == RESOLVED and _reopens(request, turn.config, turn.now):
         request.status, request.resolved_at, change = OPEN, None, "reopened"
     if change:
-        _resume(request, turn.department, turn.now)
+        _resume(request, turn.department, turn.arrived)
     _event(turn, "message", message=turn.message.id, role=who)
     if change:
         _event(turn, change)
@@ -280,41 +286,6 @@ def _via(name: str, department: str, turn: Turn) -> str:
 
 # -- the satisfaction survey ---------------------------------------------------------------
 
-RATINGS = {  # the words a requester may answer with, longest first when matched
-    "sangat puas": 5, "puas sekali": 5, "sangat baik": 5, "sangat bagus": 5, "excellent": 5,
-    "very good": 5, "very satisfied": 5, "puas": 4, "baik": 4, "bagus": 4, "good": 4,
-    "satisfied": 4, "cukup": 3, "biasa": 3, "okay": 3, "ok": 3, "fair": 3, "average": 3,
-    "kurang puas": 2, "kurang": 2, "buruk": 2, "poor": 2, "bad": 2, "dissatisfied": 2,
-    "tidak puas": 1, "sangat kurang": 1, "sangat buruk": 1, "kecewa": 1, "very bad": 1,
-    "very poor": 1, "terrible": 1,
-}
-STOP_WORDS = ("stop", "berhenti", "unsubscribe")
-RATING = re.compile(r"^\s*(?:([1-5])(?:\s*/\s*5)?|("
-                    + "|".join(sorted(map(re.escape, [*RATINGS, *STOP_WORDS]), key=len,
-                                      reverse=True))
-                    + r"))(?![\w/])[\s.,:;!\-]*(.*)$", re.IGNORECASE | re.DOTALL)
-LOW_RATING = 2  # this or lower tells the department's manager
-
-
-@dataclass(frozen=True)
-class Rating:
-    """A requester's answer to the survey: a score from 1 to 5 and a comment, or `stop`."""
-
-    score: int | None  # None: no more surveys, please
-    comment: str = ""
-
-
-def parse_rating(text: str) -> Rating | None:
-    """'5', '4/5 cepat sekali', 'sangat puas', 'bad: slow', 'berhenti'; None for anything else."""
-    match = RATING.match(text.strip())
-    if match is None:
-        return None
-    digit, word, comment = match.groups()
-    if word and word.lower() in STOP_WORDS:
-        return Rating(None)
-    return Rating(int(digit) if digit else RATINGS[word.lower()], comment.strip())
-
-
 def survey_answer(found: Thread, inbound: Inbound, config: Config) -> Rating | None:
     """The rating in the requester's reply to the survey of a finished request (late ones
     count); a reply to any other mail of ours is a message on the request."""
@@ -323,7 +294,7 @@ def survey_answer(found: Thread, inbound: Inbound, config: Config) -> Rating | N
             or request.status not in (RESOLVED, CLOSED) \
             or not thread.answers(inbound, "survey", config.service):
         return None
-    return parse_rating(inbound.new_text or inbound.text)
+    return survey.parse_rating(inbound.new_text or inbound.text)
 
 
 def rate(session: Session, found: Thread, inbound: Inbound, message: Message, config: Config,
@@ -345,7 +316,7 @@ def rate(session: Session, found: Thread, inbound: Inbound, message: Message, co
     _queue(turn, "survey_thanks", request.language, (request.requester,),
            {"survey": {"rating": rating.score, "comment": rating.comment,
                        "stopped": rating.score is None}})
-    if rating.score is not None and rating.score <= LOW_RATING and turn.department:
+    if rating.score is not None and rating.score <= survey.LOW and turn.department:
         _tell_manager(turn, {"escalation": {
             "kind": "rating", "rating": rating.score, "comment": rating.comment,
             "due": "", "late": "", "assignee": request.assignee}})
@@ -543,16 +514,16 @@ def _assign(turn: Turn, command: Command, text: str, effects: Effects) -> None:
 
 def _waiting(turn: Turn, command: Command, text: str, effects: Effects) -> None:
     turn.request.status = WAITING
-    _pause(turn.request, turn.now)
+    _pause(turn.request, turn.arrived)
     _event(turn, "waiting", reason=command.argument)
     effects.change, effects.note = "waiting", command.argument
 
 
 def _resolve(turn: Turn, command: Command, text: str, effects: Effects) -> None:
     request = turn.request
-    request.status, request.resolved_at = RESOLVED, turn.now
+    request.status, request.resolved_at = RESOLVED, turn.arrived
     request.solution = command.argument or text
-    _pause(request, turn.now)
+    _pause(request, turn.arrived)
     _event(turn, "resolved", solution=request.solution)
     effects.change, effects.note = "resolved", command.argument
 
@@ -569,15 +540,15 @@ def _note(turn: Turn, command: Command, text: str, effects: Effects) -> None:
 
 def _close(turn: Turn, command: Command, text: str, effects: Effects) -> None:
     turn.request.status = CLOSED
-    turn.request.resolved_at = turn.request.resolved_at or turn.now
-    _pause(turn.request, turn.now)
+    turn.request.resolved_at = turn.request.resolved_at or turn.arrived
+    _pause(turn.request, turn.arrived)
     _event(turn, "closed")
     effects.change = "closed"
 
 
 def _reopen(turn: Turn, command: Command, text: str, effects: Effects) -> None:
     turn.request.status, turn.request.resolved_at = OPEN, None
-    _resume(turn.request, turn.department, turn.now)
+    _resume(turn.request, turn.department, turn.arrived)
     _event(turn, "reopened")
 
 
@@ -600,7 +571,7 @@ def _transfer(turn: Turn, command: Command, text: str, effects: Effects) -> None
     request.department, request.assignee, request.status = new.key, "", OPEN
     request.transfers += 1
     request.first_response_at, request.first_response_seconds = None, None
-    set_due(request, new, turn.now, new.sla.first_response, new.sla.resolution)
+    set_due(request, new, turn.arrived, new.sla.first_response, new.sla.resolution)
     moved = {"from_key": old.key if old else "", "from_name": old.name if old else "",
              "to_key": new.key, "to_name": new.name, "reason": reason.strip(),
              "by": turn.inbound.sender, "by_name": turn.inbound.sender_name}
@@ -646,9 +617,9 @@ def _relay(turn: Turn, text: str, effects: Effects) -> None:
     _queue(turn, "relay", request.language, (request.requester,), detail, cc=tuple(request.cc))
     replied = text or effects.change in ("waiting", "resolved")  # a bare #close is not
     if request.first_response_at is None and replied and not effects.transferred and department:
-        request.first_response_at = turn.now
+        request.first_response_at, request.promised_at = turn.arrived, None
         request.first_response_seconds = _seconds(department.calendar.between(
-            request.received_at, turn.now))
+            request.clock_started_at or request.received_at, turn.arrived))
         _event(turn, "first response")
 
 

@@ -158,5 +158,22 @@ def test_a_clock_started_at_an_instant_runs_on_when_asked() -> None:
     time.sleep(0.05)
     assert fixed.now() == start and fixed.fixed
     assert running.now() > start and not running.fixed
-    fixed.advance(timedelta(hours=1))
-    assert fixed.now() == start + timedelta(hours=1)
+
+
+@settings(max_examples=200, deadline=None)
+@given(start=st.datetimes(min_value=datetime(2026, 1, 1), max_value=datetime(2027, 12, 31),
+                          timezones=st.just(UTC)),
+       minutes=st.integers(min_value=0, max_value=60 * 24 * 12))
+def test_working_time_of_days_of_hours_is_hours_not_working_days(start: datetime,
+                                                                 minutes: int) -> None:
+    for calendar in (WITH_CUTI, NL):
+        assert calendar.between(start, calendar.after(start, timedelta(minutes=minutes))) == \
+            timedelta(minutes=minutes)
+
+
+def test_a_day_target_that_falls_after_a_short_days_closing_is_due_at_its_closing() -> None:
+    short_friday = Calendar("short", "Asia/Jakarta", (WEEK,) * 4 + (((480, 690),), (), ()))
+    assert local(short_friday.add(wib(2026, 11, 26, 14, 0), timedelta(days=1))) == \
+        "Fri 2026-11-27 11:30 WIB"
+    assert local(short_friday.add(wib(2026, 11, 26, 14, 0), timedelta(days=1, hours=1))) == \
+        "Mon 2026-11-30 09:00 WIB"

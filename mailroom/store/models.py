@@ -70,6 +70,7 @@ class Request(Base):
     resolution_target: Mapped[int] = mapped_column(Integer, default=0)
     first_response_budget: Mapped[int] = mapped_column(Integer, default=0)
     resolution_budget: Mapped[int] = mapped_column(Integer, default=0)
+    clock_started_at: Mapped[datetime | None] = mapped_column(UtcDateTime)  # arrival, transfer
     promised_at: Mapped[datetime | None] = mapped_column(UtcDateTime)  # told to the requester
     paused_at: Mapped[datetime | None] = mapped_column(UtcDateTime)  # waiting, resolved, closed
     assignee: Mapped[str] = mapped_column(String(320), default="")
@@ -77,7 +78,7 @@ class Request(Base):
     first_response_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     first_response_seconds: Mapped[int | None] = mapped_column(Integer)  # working time to it
     resolved_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
-    survey: Mapped[str] = mapped_column(String(32), default="")  # sent, or why none was
+    survey: Mapped[str] = mapped_column(String(100), default="")  # sent, or why none was
     surveyed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     rating: Mapped[int | None] = mapped_column(Integer)
     rating_comment: Mapped[str] = mapped_column(Text, default="")
