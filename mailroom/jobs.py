@@ -129,9 +129,13 @@ class Jobs:
     def _announce_delay(self, session: Session, request: Request, department: Department,
                         stage: Stage, now: datetime, swept: Swept) -> None:
         """The requester hears at once that the time they hold will not be kept, with a new
-        one; if that passes too they hear once more, then the department must answer."""
-        sent = _queued(session, _key(request, "delay", stage, "%"))
-        if sent >= DELAY_NOTICES:
+        one; if that passes too they hear once more, then the department must answer.
+
+        The key names the broken time, so two sweeps that read the request at different
+        moments still agree on which notice it is.
+        """
+        promise = told(request, stage)
+        if _queued(session, _key(request, "delay", stage, "%")) >= DELAY_NOTICES:
             return
         target = request.first_response_target if stage.name == FIRST_RESPONSE \
             else request.resolution_target
@@ -139,10 +143,9 @@ class Jobs:
         detail = {"delay": {"stage": stage.name,
                             "estimate": sla.local_time(estimate, department.calendar.zone,
                                                        request.language),
-                            **self._due(told(request, stage), department, now,
-                                        request.language)}}
+                            **self._due(promise, department, now, request.language)}}
         swept.delays += self._queue(session, request, "delay",
-                                    _key(request, "delay", stage, str(sent + 1)),
+                                    _key(request, "delay", stage, f"{promise:%Y%m%dT%H%MZ}"),
                                     (request.requester,), detail, now,
                                     language=request.language, cc=tuple(request.cc))
         request.promised_at = estimate

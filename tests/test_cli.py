@@ -61,9 +61,10 @@ def test_run_stops_cleanly_on_sigterm_and_reloads_on_sighup(tmp_path: Path) -> N
             assert notify.recv(64) == b"RELOADING=1"
             assert notify.recv(64) == b"READY=1"
             process.send_signal(signal.SIGTERM)
-            _, err = process.communicate(timeout=15)
+            _, err = process.communicate(timeout=30)
         finally:
             process.kill()
+            process.wait()
     assert process.returncode == 0
     log = err.decode()
     assert "reloaded" in log and "then stopping" in log

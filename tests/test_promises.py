@@ -327,7 +327,8 @@ def test_restarts_clock_jumps_and_two_daemons_never_send_one_twice(office: Offic
         daemon.close()
     db.close()
     keys = [row.key for row in office.outbox() if row.key]
-    assert sorted(keys) == ["1:delay:first_response:1:0", "1:escalation:first_response:due:0",
+    assert sorted(keys) == ["1:delay:first_response:20261123T0415Z:0",
+                            "1:escalation:first_response:due:0",
                             "1:reminder:first_response:80%:0"]
 
 
