@@ -36,6 +36,18 @@ class Stage:
     budget: timedelta
 
 
+@dataclass(frozen=True)
+class JobMail:
+    """One mail a job queues: its template, its key, to whom, and what the template adds."""
+
+    template: str
+    key: str
+    recipients: tuple[str, ...]
+    detail: dict[str, Any]
+    language: str = ""  # the service's language unless given
+    cc: tuple[str, ...] = ()
+
+
 @dataclass
 class Swept:
     """What one sweep queued."""
@@ -56,6 +68,7 @@ class Jobs:
 
     def __init__(self, db: Database, config: Config, clock: Clock) -> None:
         self.db, self.config, self.clock = db, config, clock
+        self.unknown: set[str] = set()  # departments no longer configured, logged once
 
     def sweep(self) -> Swept:
         """Every job that is due at the clock's now."""
@@ -85,8 +98,15 @@ class Jobs:
     def _each(self, request_id: int, job: Callable[[Session, Request], None]) -> None:
         def run(session: Session) -> None:
             request = session.get(Request, request_id)
-            if request is not None and request.department in self.config.departments:
+            if request is None:
+                return
+            if request.department in self.config.departments:
                 job(session, request)
+            elif request.department not in self.unknown:
+                self.unknown.add(request.department)
+                log.warning("department %r is no longer configured: its requests get no "
+                            "reminders or surveys until a message on one moves it to the "
+                            "fallback, or it is configured again", request.department)
         self._in_transaction(run)
 
     def _in_transaction(self, job: Callable[[Session], None]) -> None:
@@ -122,9 +142,9 @@ class Jobs:
         if percent and department.calendar.is_open(now):
             detail = {"reminder": {"stage": stage.name, "percent": percent,
                                    **self._due(stage.due, department, now)}}
-            swept.reminders += self._queue(session, request, "reminder",
-                                           _key(request, "reminder", stage, f"{percent}%"),
-                                           (request.assignee or department.address,), detail, now)
+            swept.reminders += self._queue(session, request, now, JobMail(
+                "reminder", _key(request, "reminder", stage, f"{percent}%"),
+                (request.assignee or department.address,), detail))
 
     def _announce_delay(self, session: Session, request: Request, department: Department,
                         stage: Stage, now: datetime, swept: Swept) -> None:
@@ -144,10 +164,9 @@ class Jobs:
                             "estimate": sla.local_time(estimate, department.calendar.zone,
                                                        request.language),
                             **self._due(promise, department, now, request.language)}}
-        swept.delays += self._queue(session, request, "delay",
-                                    _key(request, "delay", stage, f"{promise:%Y%m%dT%H%MZ}"),
-                                    (request.requester,), detail, now,
-                                    language=request.language, cc=tuple(request.cc))
+        swept.delays += self._queue(session, request, now, JobMail(
+            "delay", _key(request, "delay", stage, f"{promise:%Y%m%dT%H%MZ}"),
+            (request.requester,), detail, request.language, tuple(request.cc)))
         request.promised_at = estimate
 
     def _escalate(self, session: Session, request: Request, department: Department,
@@ -159,9 +178,8 @@ class Jobs:
                                  "assignee": request.assignee,
                                  **self._due(stage.due, department, now)}}
         manager = department.manager or self.config.service.admin or department.address
-        swept.escalations += self._queue(session, request, "escalation",
-                                         _key(request, "escalation", stage, "due"),
-                                         (manager,), detail, now)
+        swept.escalations += self._queue(session, request, now, JobMail(
+            "escalation", _key(request, "escalation", stage, "due"), (manager,), detail))
 
     def _due(self, due: datetime, department: Department, now: datetime,
              language: str | None = None) -> dict[str, Any]:
@@ -233,9 +251,8 @@ class Jobs:
         detail = {"survey": {"resolved": sla.local_time(request.resolved_at,
                                                         department.calendar.zone,
                                                         request.language)}}
-        swept.surveys += self._queue(session, request, "survey", f"{request.id}:survey",
-                                     (request.requester,), detail, now,
-                                     language=request.language)
+        swept.surveys += self._queue(session, request, now, JobMail(
+            "survey", f"{request.id}:survey", (request.requester,), detail, request.language))
 
     def _no_survey(self, session: Session, request: Request, now: datetime) -> str:
         """Why this request gets no survey, or ''."""
@@ -254,22 +271,21 @@ class Jobs:
 
     # -- queueing ----------------------------------------------------------------------------
 
-    def _queue(self, session: Session, request: Request, template: str, key: str,
-               recipients: tuple[str, ...], detail: dict[str, Any], now: datetime,
-               language: str | None = None, cc: tuple[str, ...] = ()) -> int:
-        """Queue one mail under `key` unless it already was; 1 if it was queued now."""
-        if not _not_queued(session, key):
+    def _queue(self, session: Session, request: Request, now: datetime, mail: JobMail) -> int:
+        """Queue `mail` unless its key already was; 1 if it was queued now."""
+        if not _not_queued(session, mail.key):
             return 0
         service = self.config.service
         session.add(Outgoing(
-            request_id=request.id, department=request.department, key=key, template=template,
-            language=language or service.language, recipients=list(recipients),
-            cc=[c for c in cc if c not in recipients], detail=detail,
-            message_id=thread.message_id(request.reference, template, service),
-            in_reply_to=workflow.answered(session, request, template), created_at=now,
+            request_id=request.id, department=request.department, key=mail.key,
+            template=mail.template, language=mail.language or service.language,
+            recipients=list(mail.recipients),
+            cc=[c for c in mail.cc if c not in mail.recipients], detail=mail.detail,
+            message_id=thread.message_id(request.reference, mail.template, service),
+            in_reply_to=workflow.answered(session, request, mail.template), created_at=now,
             next_attempt_at=now))
-        request.events.append(Event(at=now, kind=template, detail={"key": key,
-                                                                   "to": list(recipients)}))
+        request.events.append(Event(at=now, kind=mail.template, detail={
+            "key": mail.key, "to": list(mail.recipients)}))
         session.flush()  # a key taken by another instance fails here, in this transaction
         return 1
 

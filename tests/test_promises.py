@@ -3,6 +3,7 @@ satisfaction surveys, over simulated days and weeks on real Dovecot and SMTP ser
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 from collections.abc import Iterator
@@ -276,6 +277,30 @@ def test_a_pause_after_a_breach_does_not_announce_the_same_delay_twice(office: O
     assert len(office.rows("delay")) == len(office.rows("escalation")) == 1
 
 
+def test_nothing_is_sent_to_staff_over_christmas_and_cuti_bersama(office: Office) -> None:
+    office.at(wib(2025, 12, 24, 16, 0)).open()  # 1 working hour left on Wednesday
+    office.walk(wib(2025, 12, 29, 7, 55), step=timedelta(hours=3))
+    assert len(office.mails_to(IT)) == 1, "only the forward: no reminder on holidays"
+    assert len(office.mails_to(BUDI)) == 1
+    office.walk(wib(2025, 12, 29, 9, 5), step=timedelta(minutes=10))
+    assert [r.created_at for r in office.rows("reminder")] == [wib(2025, 12, 29, 8, 5),
+                                                               wib(2025, 12, 29, 8, 45)]
+    assert [r.created_at for r in office.rows("escalation")] == [wib(2025, 12, 29, 9, 5)]
+
+
+def test_a_department_abroad_is_reminded_and_escalated_in_its_own_hours_across_dst(
+        office: Office) -> None:
+    office.at(datetime(2026, 10, 23, 16, 0, tzinfo=AMSTERDAM)).deliver(request_mail(
+        subject="Invoice ABC-123", body="Please pay invoice ABC-123 from our vendor."))
+    office.walk(datetime(2026, 10, 26, 12, 30, tzinfo=AMSTERDAM), step=timedelta(hours=1))
+    reminders = [r.created_at.astimezone(AMSTERDAM) for r in office.rows("reminder")]
+    escalation = office.rows("escalation")[0].created_at.astimezone(AMSTERDAM)
+    digest = office.rows("digest")
+    assert [f"{m:%a %H:%M %Z}" for m in reminders] == ["Mon 10:00 CET"]  # 80% was 11:12
+    assert f"{escalation:%a %H:%M %Z}" == "Mon 12:00 CET"
+    assert [row.key for row in digest] == ["digest:finance:2026-10-26"]
+
+
 # -- the daily digest --------------------------------------------------------------------------
 
 def test_the_digest_lists_every_open_request_fairly_once_a_working_day(office: Office) -> None:
@@ -431,3 +456,16 @@ def test_no_survey_for_a_request_closed_without_a_reply_or_from_a_robot(office: 
     assert request_of(office, 2).survey == "the requester is a robot"
     assert not office.rows("survey")
 
+
+
+def test_requests_of_a_department_no_longer_configured_are_named_once_not_crashed_on(
+        office: Office, caplog: pytest.LogCaptureFixture) -> None:
+    office.open()
+    daemon = Daemon(office.config, Clock(wib(2026, 11, 23, 12, 0)))
+    config = daemon.settings.config
+    without_it = dataclasses.replace(config, departments={
+        key: d for key, d in config.departments.items() if key != "it"})
+    jobs = Jobs(daemon.db, without_it, daemon.clock)
+    assert jobs.sweep().total == 0 and jobs.sweep().total == 0
+    daemon.close()
+    assert sum("'it' is no longer configured" in r.message for r in caplog.records) == 1
