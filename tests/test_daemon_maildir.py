@@ -5,6 +5,9 @@ from __future__ import annotations
 import email
 import email.policy
 import mailbox
+import os
+import time
+from datetime import timedelta
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -239,3 +242,15 @@ def test_listing_requests_on_a_new_database_needs_no_migration_step(
 
     assert main(["--config", str(config), "requests"]) == 0
     assert "reference" in capsys.readouterr().out
+
+
+def test_the_sla_clock_starts_at_the_files_delivery_not_at_its_reading(config: Path) -> None:
+    deliver(config, request_mail())
+    (delivered,) = (config.parent / "inbox" / "new").iterdir()
+    two_hours_ago = time.time() - 2 * 3600
+    os.utime(delivered, (two_hours_ago, two_hours_ago))
+    daemon = run(config)
+    with daemon.db.transaction() as session:
+        request = session.scalars(select(Request)).one()
+        assert abs(request.received_at.timestamp() - two_hours_ago) < 1
+        assert request.created_at - request.received_at > timedelta(hours=1, minutes=59)
