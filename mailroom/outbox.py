@@ -176,7 +176,7 @@ class Outbox:
 
     def _mail(self, row: Queued) -> Mail:
         request = row.request
-        key = request.department if request is not None else row.department
+        key = row.department or (request.department if request is not None else "")
         department = self.config.departments.get(key)
         if department is None:
             raise LookupError(f"department {key!r} is no longer configured")

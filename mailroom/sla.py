@@ -144,6 +144,9 @@ class Calendar:
                 break
             day += timedelta(days=1)
             left -= self.works_on(day)
+        if left:
+            raise ValueError(f"calendar {self.name!r} has no {days} working days within "
+                             f"{SEARCH_DAYS} days")
         wall = datetime.combine(day, local.time(), self.zone).astimezone(UTC)
         closing = self.spans(day)[-1][1]
         return closing if wall >= closing else self.next_opening(wall)

@@ -16,11 +16,13 @@ RATINGS = {  # the words a requester may answer with; the longest that fits is t
 STOP_WORDS = ("stop", "berhenti", "unsubscribe")
 WORDS = "|".join(sorted(map(re.escape, [*RATINGS, *STOP_WORDS]), key=len, reverse=True))
 # The first line holds the answer alone ('4', '4/5', 'sangat puas!'), or the answer, a colon or
-# a dash, and a comment ('4 - cepat sekali'); more comment may follow on the next lines.
+# a dash, and a comment ('4 - cepat sekali'; after a digit a comma will do: '5, terima kasih');
+# more comment may follow on the next lines.
 # 'Baik pak, tapi VPN masih error' is a message, not a rating.
 ANSWER = re.compile(
-    rf"^[ \t]*(?:(?P<digit>[1-5])(?:[ \t]*/[ \t]*5)?|(?P<word>{WORDS}))[.!]*[ \t]*"
-    r"(?:[:\-\u2013\u2014][ \t]*(?P<same>[^\n]*))?(?:\n(?P<rest>.*))?$",
+    rf"^[ \t]*(?:(?P<digit>[1-5])(?:[ \t]*/[ \t]*5)?[.!]*[ \t]*(?:[,;:\-\u2013\u2014][ \t]*"
+    rf"(?P<after_digit>[^\n]*))?|(?P<word>{WORDS})[.!]*[ \t]*(?:[:\-\u2013\u2014][ \t]*"
+    r"(?P<same>[^\n]*))?)[ \t]*(?:\n(?P<rest>.*))?$",
     re.IGNORECASE | re.DOTALL)
 LOW = 2  # a rating this low or lower reaches the department's manager
 
@@ -35,11 +37,14 @@ class Rating:
 
 def parse_rating(text: str) -> Rating | None:
     """'5', '4/5 - cepat', 'sangat puas', 'bad: slow', 'berhenti'; None for anything else."""
-    match = ANSWER.match(text.strip())
+    match = ANSWER.match(re.sub(r"[ \t]+", " ", text.strip()))
     if match is None:
         return None
-    word = (match["word"] or "").lower()
+    word = " ".join((match["word"] or "").casefold().split())
     if word in STOP_WORDS:
         return Rating(None)
-    comment = "\n".join(p.strip() for p in (match["same"], match["rest"]) if p and p.strip())
-    return Rating(int(match["digit"]) if match["digit"] else RATINGS[word], comment)
+    score = int(match["digit"]) if match["digit"] else RATINGS.get(word)
+    if score is None:  # matched only by ignoring case in some other alphabet
+        return None
+    parts = (match["after_digit"], match["same"], match["rest"])
+    return Rating(score, "\n".join(p.strip() for p in parts if p and p.strip()))

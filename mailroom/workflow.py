@@ -96,9 +96,7 @@ def open_request(session: Session, inbound: Inbound, message: Message, route: Ro
         created_at=now, received_at=received,
     )
     set_due(request, department, received, *_target(route, department))
-    request.promised_at = sla.estimate(department.calendar, received,
-                                       first_responses(session, request, now),
-                                       request.first_response_due_at)
+    request.promised_at = _promise(session, request, department, now)
     session.add(request)
     request.messages.append(message)
     session.flush()
@@ -137,6 +135,19 @@ def set_due(request: Request, department: Department, start: datetime,
     request.clock_started_at, request.paused_at, request.promised_at = start, None, None
 
 
+def _promise(session: Session, request: Request, department: Department,
+             now: datetime) -> datetime:
+    """The time the acknowledgment promises; counted from now if mail read late (after an
+    outage) would otherwise promise a time already past, which nobody was ever told."""
+    calendar, samples = department.calendar, first_responses(session, request, now)
+    promise = sla.estimate(calendar, request.received_at, samples,
+                           request.first_response_due_at)
+    if promise > now:
+        return promise
+    target = timedelta(seconds=request.first_response_target)
+    return sla.estimate(calendar, now, samples, calendar.add(now, target))
+
+
 def first_responses(session: Session, request: Request, now: datetime) -> list[float]:
     """Working seconds to first response of the department's recent requests in the category."""
     query = select(Request.first_response_seconds).where(
@@ -167,6 +178,12 @@ def _resume(request: Request, department: Department | None, now: datetime) -> N
         if moment is not None and moment > paused:
             setattr(request, name, calendar.after(now, calendar.between(paused, moment)))
     request.paused_at = None
+
+
+def _unsurveyed(request: Request) -> None:
+    """A reopened request is judged afresh for a survey, unless it already had one."""
+    if request.survey != "sent":
+        request.survey = ""
 
 
 def _colleagues(inbound: Inbound, config: Config) -> list[str]:
@@ -257,6 +274,7 @@ def _from_requester(turn: Turn, who: str) -> None:
         request.status, change = OPEN, "resumed"
     elif request.status == RESOLVED and _reopens(request, turn.config, turn.now):
         request.status, request.resolved_at, change = OPEN, None, "reopened"
+        _unsurveyed(request)
     if change:
         _resume(request, turn.department, turn.arrived)
     _event(turn, "message", message=turn.message.id, role=who)
@@ -548,6 +566,7 @@ def _close(turn: Turn, command: Command, text: str, effects: Effects) -> None:
 
 def _reopen(turn: Turn, command: Command, text: str, effects: Effects) -> None:
     turn.request.status, turn.request.resolved_at = OPEN, None
+    _unsurveyed(turn.request)
     _resume(turn.request, turn.department, turn.arrived)
     _event(turn, "reopened")
 

@@ -124,8 +124,10 @@ def test_the_clock_starts_when_the_mail_reached_the_mailbox_not_when_it_was_read
     request = request_of(office)
     assert request.received_at == wib(2026, 11, 23, 9, 0)
     assert request.first_response_due_at == wib(2026, 11, 23, 11, 0)
-    assert [row.template for row in office.outbox()][:2] == ["ack", "forward"]
-    assert office.rows("delay"), "a promise already broken is announced at once"
+    assert office.rows("escalation"), "the department is late and its manager hears"
+    assert not office.rows("delay"), "the requester is never told a time already past..."
+    ack = office.mails_to(BUDI)[0]
+    assert "Senin, 23 November 2026 pukul 14.30 WIB" in text_of(ack)  # ...but one from now
 
 
 def test_an_out_of_hours_request_hears_when_the_department_opens(office: Office) -> None:
@@ -437,6 +439,30 @@ def test_stop_means_no_more_surveys(office: Office) -> None:
     resolved(office, wib(2026, 11, 24, 11, 0))
     assert request_of(office, 2).survey == "the requester asked for no surveys"
     assert len(office.rows("survey")) == 1
+
+
+def test_a_request_closed_without_a_reply_then_reopened_and_answered_is_surveyed(
+        office: Office) -> None:
+    _, forward = office.open()
+    office.at(wib(2026, 11, 23, 9, 30)).reply(forward, AGUS, "#close")
+    office.walk(wib(2026, 11, 23, 10, 40), step=timedelta(minutes=35))
+    assert request_of(office).survey == "closed without a reply from the department"
+    office.at(wib(2026, 11, 23, 10, 45)).reply(forward, AGUS, "#reopen")
+    office.at(wib(2026, 11, 23, 10, 50)).reply(forward, AGUS, "#resolve Sudah diganti.")
+    office.walk(wib(2026, 11, 23, 13, 0), step=timedelta(minutes=30))
+    assert request_of(office).survey == "sent" and len(office.rows("survey")) == 1
+
+
+def test_a_job_mail_queued_before_a_transfer_speaks_for_the_department_it_was_for(
+        office: Office) -> None:
+    _, forward = office.open()
+    daemon = Daemon(office.config, Clock(wib(2026, 11, 23, 11, 20)))
+    Jobs(daemon.db, daemon.settings.config, daemon.clock).sweep()  # queued, not yet sent
+    daemon.close()
+    office.at(wib(2026, 11, 23, 11, 25)).reply(forward, AGUS, "#transfer hr salah alamat")
+    delay = next(m for m in office.mails_to(BUDI) if m["Message-ID"] ==
+                 office.rows("delay")[0].message_id)
+    assert "IT Support" in text_of(delay) and "Human Resources" not in text_of(delay)
 
 
 def test_one_survey_a_week_per_person(office: Office) -> None:

@@ -16,6 +16,8 @@ from mailroom.survey import Rating, parse_rating
     ("Kurang puas", Rating(2)),
     ("ok", Rating(3)),
     ("Bad \u2013 nobody called back", Rating(2, "nobody called back")),
+    ("5, terima kasih", Rating(5, "terima kasih")),
+    ("sangat  puas", Rating(5)),
     ("berhenti", Rating(None)),
     ("STOP.", Rating(None)),
 ])
