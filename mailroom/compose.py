@@ -243,7 +243,7 @@ def department_context(department: Department, service: Service, language: str,
 def _request_context(request: Request, calendar: sla.Calendar,
                      language: str) -> SimpleNamespace:
     zone, working = calendar.zone, not calendar.always
-    received = request.received_at or request.created_at
+    received = request.received_at
     promised = request.promised_at or request.first_response_due_at
     return SimpleNamespace(
         reference=request.reference, subject=request.subject or "(no subject)",

@@ -104,12 +104,16 @@ class Desk:
         assert message is not None
         return message
 
-    def outbox(self) -> list[Outgoing]:
+    def stored(self, model: type[Any]) -> list[Any]:
+        """Every stored row of `model` (Request, Outgoing, ...), oldest first."""
         db = Database(f"sqlite:///{self.config.parent / 'mailroom.db'}")
         with db.transaction() as session:
-            rows = list(session.scalars(select(Outgoing).order_by(Outgoing.id)))
+            rows = list(session.scalars(select(model).order_by(model.id)))
         db.close()
         return rows
+
+    def outbox(self) -> list[Outgoing]:
+        return self.stored(Outgoing)
 
 
 @pytest.fixture

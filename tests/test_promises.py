@@ -14,7 +14,6 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import select
 
 from mailroom.cli import main
 from mailroom.clock import Clock
@@ -77,11 +76,7 @@ class Office(Desk):
         return [str(m["Subject"]).split("] ", 1)[-1] for m in self.mails_to(address)]
 
     def requests(self) -> list[Request]:
-        db = Database(f"sqlite:///{self.config.parent / 'mailroom.db'}")
-        with db.transaction() as session:
-            found = list(session.scalars(select(Request).order_by(Request.id)))
-        db.close()
-        return found
+        return self.stored(Request)
 
     def rows(self, template: str) -> list[Outgoing]:
         return [row for row in self.outbox() if row.template == template]
