@@ -55,6 +55,9 @@ class Service:
     reopen_days: int = 7
     require_authentication: bool = False
     authserv_ids: tuple[str, ...] = ()
+    unverified: str = "forward"  # an allowed domain failing DMARC: forward marked, or quarantine
+    outsiders: str = "ignore"  # senders outside allowed_domains: ignore, refuse once a day, accept
+    ack_limit: int = 10  # acknowledgments one sender gets an hour; past it, none (0: no limit)
 
     @property
     def zone(self) -> ZoneInfo:
@@ -84,6 +87,10 @@ class Inbox:
     idle: bool = True
     poll_seconds: float = 60.0
     batch_size: int = 50
+    max_size: int = 25 * 1024**2  # larger messages are quarantined without being downloaded
+    adopt: str = "record"  # mail from before the first start: record, process or skip
+    adopt_age: timedelta | None = None  # mail older than this counts as from before, too
+    alert_after: timedelta = timedelta(minutes=15)  # the inbox unreadable this long: tell admin
 
 
 @dataclass(frozen=True)
@@ -137,10 +144,12 @@ DEFAULT_SLA = Sla(first_response=timedelta(hours=8), resolution=timedelta(days=3
 TOP_KEYS = ("service", "inbox", "outgoing", "database", "rules", "templates", "departments",
             "calendars", "reminders", "survey")
 SERVICE_KEYS = ("address", "name", "allowed_domains", "secret", "language", "timezone", "admin",
-                "reply_address", "reopen_days", "require_authentication", "authserv_ids")
+                "reply_address", "reopen_days", "require_authentication", "authserv_ids",
+                "unverified", "outsiders", "ack_limit")
 SERVER_KEYS = ("host", "port", "security", "username", "password", "timeout_seconds", "ca_file")
+ADOPTING_KEYS = ("max_size", "adopt", "adopt_age", "alert_after")
 INBOX_KEYS = ("kind", "folder", "processed_folder", "idle", "poll_seconds", "batch_size",
-              *SERVER_KEYS)
+              *ADOPTING_KEYS, *SERVER_KEYS)
 DEPARTMENT_KEYS = ("name", "address", "members", "manager", "sla", "calendar")
 CALENDAR_KEYS = ("timezone", "hours", "holidays", "closed")
 HOLIDAY_KEYS = ("country", "subdivision", "categories")
@@ -209,6 +218,9 @@ def _service(s: Section, base: Path) -> Service:
         require_authentication=s.boolean("require_authentication", False),
         authserv_ids=tuple(name.lower() for name in s.texts(
             "authserv_ids", "a list of the authserv-ids of your own mail servers")),
+        unverified=s.choice("unverified", ("forward", "quarantine"), "forward"),
+        outsiders=s.choice("outsiders", ("ignore", "refuse", "accept"), "ignore"),
+        ack_limit=s.count("ack_limit", 10, least=0),
     )
     if service.require_authentication and not service.authserv_ids:
         s.fail("require_authentication", "require_authentication needs service.authserv_ids",
@@ -230,15 +242,15 @@ def _server(s: Section, protocol: str, base: Path) -> Server:
     )
 
 
-def _maildir(s: Section, base: Path) -> Any:
-    s.unknown_keys(("kind", "path"), f"{s.what} (kind: maildir)")
+def _maildir(s: Section, base: Path, more: tuple[str, ...] = ()) -> Any:
+    s.unknown_keys(("kind", "path", *more), f"{s.what} (kind: maildir)")
     return s.get("path", REQUIRED, _path(base), PATH)
 
 
 def _inbox(s: Section, base: Path) -> Inbox:
     kind = s.choice("kind", ("imap", "maildir"), REQUIRED)
     if kind == "maildir":
-        return Inbox(kind=kind, path=_maildir(s, base))
+        return Inbox(kind=kind, path=_maildir(s, base, ADOPTING_KEYS), **_adopting(s))
     if kind != "imap":
         return Inbox(kind="")
     s.unknown_keys(INBOX_KEYS)
@@ -249,8 +261,18 @@ def _inbox(s: Section, base: Path) -> Inbox:
         processed_folder=s.text("processed_folder", "Processed"),
         idle=s.boolean("idle", True),
         poll_seconds=s.number("poll_seconds", 60.0),
-        batch_size=int(s.number("batch_size", 50)),
+        batch_size=s.count("batch_size", 50),
+        **_adopting(s),
     )
+
+
+def _adopting(s: Section) -> dict[str, Any]:
+    """How any inbox treats oversized mail, mail from before the first start, and outages."""
+    return {"max_size": s.size("max_size", Inbox.max_size),
+            "adopt": s.choice("adopt", ("record", "process", "skip"), "record"),
+            "adopt_age": s.get("adopt_age", None, located.duration,
+                               "a duration like 30d or 2w"),
+            "alert_after": s.duration("alert_after", Inbox.alert_after)}
 
 
 def _outgoing(s: Section, base: Path) -> Outgoing:

@@ -15,6 +15,8 @@ from mailroom.errors import ConfigError, Problem
 
 LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when PyYAML has it: 5x faster
 ADDRESS = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
+SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(b|kb|mb|gb)?\s*$", re.IGNORECASE)
+SIZE_UNITS = {"b": 1, "kb": 1024, "mb": 1024**2, "gb": 1024**3}
 DURATION = re.compile(r"^\s*(?:(\d+)\s*w)?\s*(?:(\d+)\s*d)?\s*(?:(\d+)\s*h)?\s*(?:(\d+)\s*m)?\s*$")
 REQUIRED: Any = object()
 
@@ -211,6 +213,12 @@ class Section:
     def integer(self, key: str, default: Any) -> Any:
         return self.get(key, default, _port, "a whole number from 1 to 65535")
 
+    def count(self, key: str, default: int, least: int = 1) -> Any:
+        return self.get(key, default, _whole(least), f"a whole number, {least} or more")
+
+    def size(self, key: str, default: int) -> Any:
+        return self.get(key, default, size, "a size like 500KB or 25MB")
+
     def boolean(self, key: str, default: bool) -> Any:
         return self.get(key, default, _boolean, "true or false")
 
@@ -265,6 +273,22 @@ def duration(value: Any) -> timedelta:
                          "counts a working day where a calendar applies, so write days and "
                          "hours, e.g. 3d or 1d 4h")
     return found
+
+
+def size(value: Any) -> int:
+    """'500KB', '25MB', '1.5GB' or a number of bytes, as bytes."""
+    match = SIZE.match(str(value))
+    if isinstance(value, bool) or not match:
+        raise ValueError("")
+    return int(float(match.group(1)) * SIZE_UNITS[(match.group(2) or "b").lower()])
+
+
+def _whole(least: int) -> Callable[[Any], int]:
+    def check(value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            raise ValueError("")
+        return value
+    return check
 
 
 def _positive(value: Any) -> float:

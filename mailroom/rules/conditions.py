@@ -20,9 +20,7 @@ Build = Callable[[Any, Where, Report, Known], Condition | None]
 MATCHER_KEYS = ("any", "all", "regex", "equals", "glob", "whole_words")
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 DAY_NAMES = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
-SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(b|kb|mb|gb)?\s*$", re.IGNORECASE)
 HOURS = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
-UNITS = {"b": 1, "kb": 1024, "mb": 1024**2, "gb": 1024**3}
 
 
 def _shown(values: Iterable[Any]) -> str:
@@ -300,11 +298,11 @@ def _size(value: Any, where: Where, report: Report, known: Known) -> Condition |
 
 
 def _bytes(value: Any, where: Where, report: Report) -> int | None:
-    match = SIZE.match(str(value))
-    if not match:
+    try:
+        return located.size(value)
+    except ValueError:
         report.add(where, f"{value!r} is not a size", "e.g. 500KB, 5MB")
         return None
-    return int(float(match.group(1)) * UNITS[(match.group(2) or "b").lower()])
 
 
 def _combined(kind: str) -> Build:
