@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import email.policy
 import logging
 import mailbox
 import smtplib
+import ssl
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import EmailMessage
+from functools import partial
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import jinja2
 from sqlalchemy import select
@@ -18,7 +22,7 @@ from mailroom import compose, parse, workflow
 from mailroom.clock import Clock
 from mailroom.compose import Composer, Mail
 from mailroom.config import Config, Department, Outgoing, Server
-from mailroom.errors import TransientError
+from mailroom.errors import MailroomError, TransientError
 from mailroom.parse import Attachment, Inbound
 from mailroom.sources.imap import tls_context
 from mailroom.store.db import Database
@@ -28,14 +32,22 @@ from mailroom.store.models import Outgoing as Queued
 log = logging.getLogger(__name__)
 MAX_BACKOFF = timedelta(hours=1)
 CARRYING = ("forward", "transfer", "relay", "update")  # mails that carry their message's files
+T = TypeVar("T")
 
 
-class PermanentError(Exception):
-    """Raised by a transport when the server refused the mail for good (5xx)."""
+class PermanentError(MailroomError):
+    """Raised by a transport when the mail itself is refused for good: every recipient (5xx),
+    or its content after DATA (5xx). Sent again, it would be refused again."""
+
+
+class ServerRefused(TransientError):
+    """Raised when the SMTP server refuses the sender rather than the mail (a 5xx greeting,
+    STARTTLS, certificate, AUTH or MAIL FROM; an extension it lacks): an admin has to act."""
 
 
 class Transport(Protocol):
-    def send(self, envelope_from: str, recipients: list[str], message: EmailMessage) -> None: ...
+    def send(self, envelope_from: str, recipients: list[str],
+             message: EmailMessage) -> dict[str, str]: ...
 
     def close(self) -> None: ...
 
@@ -47,68 +59,177 @@ class MaildirTransport:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         self.box = mailbox.Maildir(Path(path), create=True)
 
-    def send(self, envelope_from: str, recipients: list[str], message: EmailMessage) -> None:
+    def send(self, envelope_from: str, recipients: list[str],
+             message: EmailMessage) -> dict[str, str]:
         self.box.add(message.as_bytes())
+        return {}
 
     def close(self) -> None:
         self.box.close()
 
 
 class SmtpTransport:
-    """Delivers through an SMTP server, keeping one connection open across a flush."""
+    """Delivers through an SMTP server, keeping one connection open across a flush.
+
+    Every exchange is bounded by the server's ``timeout_seconds``. A failure that may pass drops
+    the connection at once (no QUIT), so the next send opens a new one.
+    """
 
     def __init__(self, server: Server, local_hostname: str | None = None) -> None:
         self.server, self.local_hostname = server, local_hostname
         self.connection: smtplib.SMTP | None = None
 
-    def _connect(self) -> smtplib.SMTP:
-        if self.connection is None:
-            self.connection = self._open()
-        return self.connection
-
-    def _open(self) -> smtplib.SMTP:
-        server = self.server
-        context = tls_context(server)
-        if server.security == "tls":
-            connection: smtplib.SMTP = smtplib.SMTP_SSL(
-                server.host, server.port, local_hostname=self.local_hostname,
-                timeout=server.timeout_seconds, context=context)
-        else:
-            connection = smtplib.SMTP(server.host, server.port, self.local_hostname,
-                                      timeout=server.timeout_seconds)
-            if server.security == "starttls":
-                connection.starttls(context=context)
-        if server.username and server.password:
-            connection.login(server.username, server.password.reveal())
-        return connection
-
-    def send(self, envelope_from: str, recipients: list[str], message: EmailMessage) -> None:
-        try:
-            refused = self._connect().send_message(message, envelope_from, recipients)
-        except smtplib.SMTPRecipientsRefused as exc:
-            codes = [code for code, _ in exc.recipients.values()]
-            self._fail(min(codes), f"all recipients refused: {exc.recipients}")
-        except smtplib.SMTPResponseException as exc:
-            self._fail(exc.smtp_code, f"{exc.smtp_code} {exc.smtp_error!r}")
-        except (OSError, smtplib.SMTPException) as exc:
-            self.close()
-            raise TransientError(f"SMTP {self.server.host}:{self.server.port}: {exc}") from exc
+    def send(self, envelope_from: str, recipients: list[str],
+             message: EmailMessage) -> dict[str, str]:
+        """Send `message`; return the recipients refused while others took it (address: reply)."""
+        connection = self._connect()
+        options = self._mail_options(connection, [envelope_from, *recipients])
+        content = _flattened(message, international=bool(options))
+        self._mail_from(connection, envelope_from, options)
+        refused = self._recipients(connection, recipients)
+        self._data(connection, content)
         if refused:
-            log.warning("%s: some recipients refused: %s", message["Message-ID"], refused)
-
-    def _fail(self, code: int, detail: str) -> None:
-        if code >= 500:
-            raise PermanentError(detail)
-        self.close()
-        raise TransientError(detail)
+            log.warning("%s: recipients refused: %s", message["Message-ID"], refused)
+        return refused
 
     def close(self) -> None:
         if self.connection is not None:
             try:
                 self.connection.quit()
-            except (OSError, smtplib.SMTPException):
+            except OSError:  # smtplib's errors are OSErrors too
                 self.connection.close()
             self.connection = None
+
+    def _connect(self) -> smtplib.SMTP:
+        if self.connection is None:
+            self.connection = self._exchange("connect", self._greeted)
+            self._prepare(self.connection)
+        return self.connection
+
+    def _greeted(self) -> smtplib.SMTP:
+        server, timeout = self.server, self.server.timeout_seconds
+        if server.security == "tls":
+            return smtplib.SMTP_SSL(server.host, server.port, local_hostname=self.local_hostname,
+                                    timeout=timeout, context=tls_context(server))
+        return smtplib.SMTP(server.host, server.port, self.local_hostname, timeout=timeout)
+
+    def _prepare(self, connection: smtplib.SMTP) -> None:
+        """STARTTLS when configured, EHLO, then AUTH when there are credentials."""
+        server = self.server
+        if server.security == "starttls":
+            self._exchange("STARTTLS", partial(connection.starttls, context=tls_context(server)))
+        self._exchange("EHLO", connection.ehlo_or_helo_if_needed)
+        if server.username and server.password:
+            self._exchange("authentication",
+                           partial(connection.login, server.username, server.password.reveal()))
+
+    def _mail_options(self, connection: smtplib.SMTP, addresses: list[str]) -> list[str]:
+        if all(address.isascii() for address in addresses):
+            return []
+        if not connection.has_extn("smtputf8"):
+            raise PermanentError(self._where("a non-ASCII address needs SMTPUTF8, which the "
+                                             "server does not offer"))
+        return ["SMTPUTF8", "BODY=8BITMIME"]
+
+    def _mail_from(self, connection: smtplib.SMTP, sender: str, options: list[str]) -> None:
+        code, text = self._reply("MAIL FROM", partial(connection.mail, sender, options))
+        if code // 100 != 2:
+            self._drop()
+            raise self._refusal("MAIL FROM", code, text)
+
+    def _recipients(self, connection: smtplib.SMTP, recipients: list[str]) -> dict[str, str]:
+        """RCPT TO each recipient: a 5xx is that recipient's refusal, a 4xx holds the mail."""
+        refused: dict[str, str] = {}
+        for address in recipients:
+            stage = f"RCPT TO <{address}>"
+            code, text = self._reply(stage, partial(connection.rcpt, address))
+            if code >= 500:
+                refused[address] = f"{code} {text}"
+            elif code // 100 != 2:
+                self._drop()
+                raise self._refusal(stage, code, text)
+        if len(refused) == len(recipients):
+            self._reset(connection)
+            every = "; ".join(f"<{address}> {reply}" for address, reply in refused.items())
+            raise PermanentError(self._where(f"every recipient refused: {every or 'none given'}"))
+        return refused
+
+    def _data(self, connection: smtplib.SMTP, content: bytes) -> None:
+        code, text = self._reply("DATA", partial(_data_reply, connection, content))
+        if code >= 500:
+            self._reset(connection)
+            raise PermanentError(self._where(f"message refused after DATA: {code} {text}"))
+        if code // 100 != 2:
+            self._drop()
+            raise self._refusal("DATA", code, text)
+
+    def _reset(self, connection: smtplib.SMTP) -> None:
+        """End a refused transaction with RSET, keeping the connection when the server agrees."""
+        try:
+            code, _ = self._reply("RSET", connection.rset)
+        except TransientError:
+            return  # the connection is dropped already; the refusal stands
+        if code // 100 != 2:
+            self._drop()
+
+    def _reply(self, stage: str,
+               command: Callable[[], tuple[int, bytes | str]]) -> tuple[int, str]:
+        code, text = self._exchange(stage, command)
+        return code, _text(text)
+
+    def _exchange(self, stage: str, call: Callable[[], T]) -> T:
+        """Run one exchange with the server; if it fails, drop the connection and say where."""
+        try:
+            return call()
+        except OSError as exc:  # smtplib's and ssl's errors included
+            self._drop()
+            raise self._failure(stage, exc) from exc
+
+    def _failure(self, stage: str, exc: OSError) -> TransientError:
+        if isinstance(exc, smtplib.SMTPResponseException):
+            return self._refusal(stage, exc.smtp_code, _text(exc.smtp_error))
+        if isinstance(exc, ssl.SSLCertVerificationError) or (
+                type(exc) in (smtplib.SMTPException, smtplib.SMTPNotSupportedError)):
+            return ServerRefused(self._where(f"{stage} refused: {exc}"))  # e.g. no AUTH offered
+        return TransientError(self._where(f"{stage} failed: {self._reason(exc)}"))
+
+    def _refusal(self, stage: str, code: int, text: str) -> TransientError:
+        kind = ServerRefused if code >= 500 else TransientError
+        return kind(self._where(f"{stage} refused: {code} {text}"))
+
+    def _reason(self, exc: OSError) -> str:
+        if isinstance(exc, TimeoutError) or isinstance(exc.__context__, TimeoutError):
+            return f"no answer within {self.server.timeout_seconds:g} s"
+        return str(exc) or type(exc).__name__
+
+    def _where(self, text: str) -> str:
+        return f"SMTP {self.server.host}:{self.server.port}: {text}"
+
+    def _drop(self) -> None:
+        """Close the socket at once, without QUIT: the server may be the one not answering."""
+        if self.connection is not None:
+            self.connection.close()
+            self.connection = None
+
+
+def _data_reply(connection: smtplib.SMTP, content: bytes) -> tuple[int, bytes | str]:
+    """The reply to DATA: to the command itself when it was not 354, else to the content."""
+    try:
+        return connection.data(content)
+    except smtplib.SMTPDataError as exc:
+        if exc.smtp_code < 400:
+            raise  # a yes without 354 took no content: nothing was sent
+        return exc.smtp_code, exc.smtp_error
+
+
+def _flattened(message: EmailMessage, international: bool) -> bytes:
+    """The message as it goes on the wire: CRLF line ends, raw UTF-8 headers only for SMTPUTF8."""
+    return message.as_bytes(policy=email.policy.SMTPUTF8 if international else email.policy.SMTP)
+
+
+def _text(reply: bytes | str) -> str:
+    text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else reply
+    return " ".join(text.split())
 
 
 def transport_for(outgoing: Outgoing) -> Transport:

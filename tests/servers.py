@@ -8,12 +8,14 @@ import email.policy
 import os
 import pwd
 import re
+import select
 import shutil
 import signal
 import socket
 import ssl
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -32,7 +34,7 @@ DOVECOT = shutil.which("dovecot") or "/usr/sbin/dovecot"
 START_TIMEOUT = 10.0
 # The post-login CAPABILITY a default Dovecot 2.3.19 sends. imap_capability replaces it
 # wholesale (no way to drop one token; an explicit list also stops Dovecot appending LITERAL+
-# and NOTIFY), so idle=False / move=False write this whole list minus IDLE / MOVE.
+# and NOTIFY), so idle=False / move=False / uidplus=False write this list minus those tokens.
 DOVECOT_CAPABILITIES = (
     "IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE SORT SORT=DISPLAY THREAD=REFERENCES "
     "THREAD=REFS THREAD=ORDEREDSUBJECT MULTIAPPEND URL-PARTIAL CATENATE UNSELECT CHILDREN "
@@ -96,11 +98,12 @@ class Dovecot:
     because Dovecot refuses uid 0 (and uids below first_valid_uid, lowered here to match).
     """
 
-    def __init__(self, *, idle: bool = True, move: bool = True, tls: bool = False,
-                 starttls: bool = False) -> None:
+    def __init__(self, *, idle: bool = True, move: bool = True, uidplus: bool = True,
+                 tls: bool = False, starttls: bool = False) -> None:
         if tls and starttls:
             raise ValueError("tls (implicit TLS) and starttls are two modes of the one port")
-        self.idle, self.move, self.tls, self.starttls = idle, move, tls, starttls
+        self.idle, self.move, self.uidplus = idle, move, uidplus
+        self.tls, self.starttls = tls, starttls
         self.host, self.port = HOST, free_port()
         self.user, self.password = "layanan@contoh.co.id", "secret"
         self.root = Path(tempfile.mkdtemp(prefix="mailroom-dovecot-", dir="/tmp"))
@@ -259,8 +262,9 @@ class Dovecot:
             ssl_lines = (f"ssl = required\nssl_cert = <{self.ca_file}\n"
                          f"ssl_key = <{self.root / 'key.pem'}")
         capability = ""
-        if not (self.idle and self.move):
-            dropped = {name for name, on in (("IDLE", self.idle), ("MOVE", self.move)) if not on}
+        offered = {"IDLE": self.idle, "MOVE": self.move, "UIDPLUS": self.uidplus}
+        if not all(offered.values()):
+            dropped = {name for name, on in offered.items() if not on}
             kept = [token for token in DOVECOT_CAPABILITIES if token not in dropped]
             capability = "imap_capability = " + " ".join(kept)
         plain_port, tls_port = (0, self.port) if self.tls else (self.port, 0)
@@ -354,6 +358,183 @@ service imap-login {{
             time.sleep(0.01)
 
 
+class SilentListener:
+    """A port on 127.0.0.1 that completes TCP connections and never says a word on them.
+
+    It listens and never accepts: the kernel finishes the handshake from its backlog, so a
+    client connects at once and then waits for a greeting that does not come.
+    """
+
+    def __init__(self) -> None:
+        self.host, self.port = HOST, free_port()
+        self._socket: socket.socket | None = None
+
+    def __enter__(self) -> SilentListener:
+        self._socket = socket.create_server((self.host, self.port), backlog=16)
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 trace: TracebackType | None) -> None:
+        if self._socket is not None:
+            self._socket.close()
+            self._socket = None
+
+
+class _Link:
+    """One client connection through the proxy, its upstream twin, and what is held back."""
+
+    def __init__(self, client: socket.socket, upstream: socket.socket) -> None:
+        self.client, self.upstream = client, upstream
+        self.held = bytearray()  # sent by the client while frozen
+        self.client_gone = False
+
+
+class FreezingProxy:
+    """A TCP proxy on 127.0.0.1 in front of another local port, which can be frozen.
+
+    Frozen, it forwards nothing in either direction and closes nothing: open connections stay
+    open and silent, and new ones wait unaccepted in the backlog, so they get no greeting.
+    What a client sends meanwhile is read and held (so a client hanging up is seen, counted
+    in ``hung_up``) and passed on after ``thaw()``. ``freeze_after(pattern)`` freezes as soon
+    as a chunk containing ``pattern`` has passed, in either direction. ``transcript`` keeps
+    every chunk passed on, as ("client" | "server", bytes), so tests can see what was said.
+    """
+
+    def __init__(self, target_port: int) -> None:
+        self.host, self.port, self.target_port = HOST, free_port(), target_port
+        self.accepted = 0  # connections taken and joined to the target
+        self.hung_up = 0  # connections the client closed
+        self.frozen = threading.Event()
+        self.transcript: list[tuple[str, bytes]] = []
+        self._trigger: bytes | None = None
+        self._links: list[_Link] = []
+        self._listener: socket.socket | None = None
+        self._thread: threading.Thread | None = None
+        self._running = False
+
+    def __enter__(self) -> FreezingProxy:
+        self._listener = socket.create_server((self.host, self.port), backlog=16)
+        self._running = True
+        self._thread = threading.Thread(target=self._serve, name="freezing-proxy", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 trace: TracebackType | None) -> None:
+        self._running = False
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        for link in list(self._links):
+            self._close(link)
+        if self._listener is not None:
+            self._listener.close()
+
+    def freeze(self) -> None:
+        self.frozen.set()
+
+    def freeze_after(self, pattern: bytes) -> None:
+        """Freeze once `pattern` has passed through, from the client or from the server."""
+        self._trigger = pattern
+
+    def thaw(self) -> None:
+        """Forward again, starting with what clients sent while frozen."""
+        self.frozen.clear()
+
+    def said(self, speaker: str, pattern: bytes) -> bool:
+        """Whether `speaker` ("client" or "server") has sent a chunk containing `pattern`."""
+        return any(who == speaker and pattern in chunk for who, chunk in list(self.transcript))
+
+    def served_bytes(self) -> int:
+        """How many bytes the target has sent to clients through the proxy."""
+        return sum(len(chunk) for who, chunk in list(self.transcript) if who == "server")
+
+    # -- the forwarding thread ---------------------------------------------------------------
+
+    def _serve(self) -> None:
+        while self._running:
+            if not self.frozen.is_set():
+                self._release()
+            watched = self._watched()
+            ready = select.select(watched, [], [], 0.05)[0] if watched else []
+            if not watched:
+                time.sleep(0.05)
+            for sock in ready:
+                self._on_readable(sock)
+
+    def _watched(self) -> list[socket.socket]:
+        frozen = self.frozen.is_set()
+        assert self._listener is not None
+        watched = [] if frozen else [self._listener]
+        for link in self._links:
+            watched += [] if link.client_gone else [link.client]
+            watched += [] if frozen else [link.upstream]
+        return watched
+
+    def _release(self) -> None:
+        """After a thaw: pass on what was held; end links whose client hung up meanwhile."""
+        for link in list(self._links):
+            if link.held:
+                held, link.held = bytes(link.held), bytearray()
+                self._pass(link, held, link.upstream)
+            if link.client_gone:
+                self._close(link)
+
+    def _on_readable(self, sock: socket.socket) -> None:
+        if sock is self._listener:
+            self._accept()
+            return
+        link = next((lk for lk in self._links if sock in (lk.client, lk.upstream)), None)
+        if link is None:
+            return
+        data = _receive(sock)
+        if sock is link.upstream:
+            self._pass(link, data, link.client) if data else self._close(link)
+        elif not data:
+            link.client_gone = True
+            self.hung_up += 1
+        elif self.frozen.is_set():
+            link.held += data
+        else:
+            self._pass(link, data, link.upstream)
+
+    def _accept(self) -> None:
+        assert self._listener is not None
+        client, _ = self._listener.accept()
+        try:
+            upstream = socket.create_connection((HOST, self.target_port), timeout=5)
+        except OSError:
+            client.close()
+            return
+        client.settimeout(5)
+        self._links.append(_Link(client, upstream))
+        self.accepted += 1
+
+    def _pass(self, link: _Link, data: bytes, to: socket.socket) -> None:
+        try:
+            to.sendall(data)
+        except OSError:
+            self._close(link)
+            return
+        self.transcript.append(("client" if to is link.upstream else "server", data))
+        if self._trigger is not None and self._trigger in data:
+            self._trigger = None
+            self.frozen.set()
+
+    def _close(self, link: _Link) -> None:
+        for sock in (link.client, link.upstream):
+            sock.close()
+        if link in self._links:
+            self._links.remove(link)
+
+
+def _receive(sock: socket.socket) -> bytes:
+    """What is waiting on a readable socket; b'' when the peer closed or reset it."""
+    try:
+        return sock.recv(65536)
+    except OSError:
+        return b""
+
+
 @dataclass
 class Captured:
     """One message the SMTP capture accepted."""
@@ -361,6 +542,7 @@ class Captured:
     mail_from: str
     rcpt_tos: list[str]
     data: bytes
+    peer: object = None  # the client's (host, port): one per connection
 
     @property
     def message(self) -> EmailMessage:
@@ -368,7 +550,7 @@ class Captured:
 
 
 class _Recorder:
-    """aiosmtpd handler: refuses with capture.fail_with if set, else records the message."""
+    """aiosmtpd handler: answers each stage as the capture says, and records what it accepts."""
 
     def __init__(self, capture: SmtpCapture) -> None:
         self.capture = capture
@@ -377,16 +559,28 @@ class _Recorder:
                           address: str, mail_options: list[str]) -> str:
         if self.capture.auth is not None and not session.authenticated:
             return "530 5.7.0 Authentication required"
+        if self.capture.fail_mail_from:
+            return self.capture.fail_mail_from
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
         return "250 OK"
 
+    async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope,
+                          address: str, rcpt_options: list[str]) -> str:
+        refusal = self.capture.fail_rcpt_with or self.capture.refuse_recipients.get(address)
+        if refusal:
+            return refusal
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.extend(rcpt_options)
+        return "250 OK"
+
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-        if self.capture.fail_with:
-            return self.capture.fail_with
+        if self.capture.fail_data_with:
+            return self.capture.fail_data_with
         assert envelope.mail_from is not None and envelope.original_content is not None
         self.capture.messages.append(Captured(
-            envelope.mail_from, list(envelope.rcpt_tos), bytes(envelope.original_content)))
+            envelope.mail_from, list(envelope.rcpt_tos), bytes(envelope.original_content),
+            session.peer))
         return "250 2.0.0 Message accepted"
 
     def authenticate(self, server: SMTP, session: Session, envelope: Envelope,
@@ -394,25 +588,43 @@ class _Recorder:
         given = (auth_data.login, auth_data.password) if isinstance(
             auth_data, LoginPassword) else None
         wanted = self.capture.auth and tuple(part.encode() for part in self.capture.auth)
-        return AuthResult(success=given == wanted)
+        return AuthResult(success=given == wanted, handled=False)  # a failure answers 535
 
 
 class SmtpCapture:
     """An aiosmtpd server on 127.0.0.1 that keeps what it accepts in ``messages``.
 
-    Set ``fail_with`` (e.g. "451 4.3.0 try later") to answer DATA with that reply instead.
+    Refusals per stage, each a reply like "451 4.3.0 try later", settable while it runs:
+    ``fail_mail_from`` answers MAIL FROM, ``fail_rcpt_with`` every RCPT TO,
+    ``refuse_recipients`` ({address: reply}) those RCPT TOs only, and ``fail_data_with``
+    (also named ``fail_with``) the end of DATA, so nothing is recorded.
     ``starttls=True`` offers (and requires) STARTTLS with a self-signed cert (``ca_file``);
     ``auth=(user, password)`` makes MAIL FROM need AUTH first (after STARTTLS when TLS is on).
+    ``smtputf8=False`` stops offering SMTPUTF8.
     """
 
     def __init__(self, *, starttls: bool = False, auth: tuple[str, str] | None = None,
-                 fail_with: str | None = None) -> None:
+                 fail_with: str | None = None, fail_mail_from: str | None = None,
+                 fail_rcpt_with: str | None = None,
+                 refuse_recipients: dict[str, str] | None = None, smtputf8: bool = True) -> None:
         self.host, self.port = HOST, free_port()
-        self.starttls, self.auth, self.fail_with = starttls, auth, fail_with
+        self.starttls, self.auth, self.smtputf8 = starttls, auth, smtputf8
+        self.fail_mail_from, self.fail_rcpt_with = fail_mail_from, fail_rcpt_with
+        self.refuse_recipients: dict[str, str] = dict(refuse_recipients or {})
+        self.fail_data_with = fail_with
         self.messages: list[Captured] = []
         self.ca_file: Path | None = None
         self._root: Path | None = None
         self._controller: Controller | None = None
+
+    @property
+    def fail_with(self) -> str | None:
+        """The reply to the end of DATA instead of accepting: ``fail_data_with``."""
+        return self.fail_data_with
+
+    @fail_with.setter
+    def fail_with(self, reply: str | None) -> None:
+        self.fail_data_with = reply
 
     def __enter__(self) -> SmtpCapture:
         try:
@@ -428,7 +640,7 @@ class SmtpCapture:
 
     def start(self) -> None:
         recorder = _Recorder(self)
-        options: dict[str, Any] = {}
+        options: dict[str, Any] = {"enable_SMTPUTF8": self.smtputf8}
         if self.starttls:
             options.update(tls_context=self._tls_context(), require_starttls=True)
         if self.auth is not None:
