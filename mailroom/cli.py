@@ -1,4 +1,4 @@
-"""The `mailroom` command: run, ingest, demo, check, rules, sla, requests, db."""
+"""The `mailroom` command: run, ingest, demo, check, rules, sla, requests, quarantine, outbox."""
 
 from __future__ import annotations
 
@@ -14,22 +14,26 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import undefer
 
 from mailroom import clock as clocks
 from mailroom import config as config_file
 from mailroom import located, rules, sla
 from mailroom.compose import template_sets
 from mailroom.daemon import Daemon, Settings, known
-from mailroom.errors import ConfigError, MessageError, TransientError
-from mailroom.intake import Intake, Outcome, arrival
-from mailroom.parse import parse
+from mailroom.errors import ConfigError, MessageError, Problem, TransientError
+from mailroom.intake import QUARANTINED, Intake, Outcome, arrival
+from mailroom.parse import Inbound, parse
 from mailroom.sources.maildir import MaildirSource
 from mailroom.sources.stdin import read_item
 from mailroom.store.db import Database
-from mailroom.store.models import Request
+from mailroom.store.models import Event, Message, Request
+from mailroom.store.models import Outgoing as Queued
 
-EX_TEMPFAIL, EX_CONFIG = 75, 78
+EX_USAGE, EX_SOFTWARE, EX_TEMPFAIL, EX_CONFIG = 64, 70, 75, 78
 log = logging.getLogger("mailroom")
+SOURCE_TREE = Path(__file__).resolve().parent.parent  # config/ and var/ of a checkout
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -39,15 +43,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         result: int = args.command(args)
         return result
-    except ConfigError as exc:
+    except ConfigError as exc:  # an admin's mistake: systemd must not restart (78)
         print(exc, file=sys.stderr)
         return EX_TEMPFAIL if args.command is ingest else EX_CONFIG
-    except ValueError as exc:  # e.g. a malformed MAILROOM_NOW
-        print(f"mailroom: {exc}", file=sys.stderr)
-        return EX_CONFIG
     except BrokenPipeError:  # output piped into `head` and the like
         sys.stderr.close()
         return 0
+    except Exception as exc:  # a fault or a bug: systemd restarts the service (70)
+        log.error("unexpected error", exc_info=exc)
+        print(f"mailroom: {type(exc).__name__}: {next(iter(str(exc).splitlines()), '')}",
+              file=sys.stderr)
+        return EX_TEMPFAIL if args.command is ingest else EX_SOFTWARE
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -66,6 +72,8 @@ def _parser() -> argparse.ArgumentParser:
     listing.add_argument("--limit", type=int, default=50)
     _rules_commands(commands)
     _sla_commands(commands)
+    _quarantine_commands(commands)
+    _outbox_commands(commands)
     db = _command(commands, "db", lambda a: _help(db), "database maintenance")
     db_commands = db.add_subparsers(required=True, metavar="ACTION")
     _command(db_commands, "upgrade", db_upgrade, "bring the schema up to date")
@@ -106,6 +114,33 @@ def _sla_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore
                          help="print {first_response_due, resolution_due} in ISO 8601")
 
 
+def _quarantine_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    group = _command(commands, "quarantine", lambda a: _help(group),
+                     "messages that could not be handled")
+    actions = group.add_subparsers(required=True, metavar="ACTION")
+    listing = _command(actions, "list", quarantine_list, "quarantined messages, newest first")
+    listing.add_argument("--json", action="store_true", help="print a JSON list")
+    showing = _command(actions, "show", quarantine_show,
+                       "one quarantined message: its headers, reason and size")
+    showing.add_argument("id", type=int, metavar="ID")
+    showing.add_argument("--raw", action="store_true",
+                         help="write only its raw bytes to standard output")
+    releasing = _command(actions, "release", quarantine_release,
+                         "take a quarantined message through intake again, after a fix")
+    releasing.add_argument("id", type=int, metavar="ID")
+
+
+def _outbox_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    group = _command(commands, "outbox", lambda a: _help(group), "mail not sent yet or failed")
+    actions = group.add_subparsers(required=True, metavar="ACTION")
+    listing = _command(actions, "list", outbox_list, "pending and failed mail")
+    listing.add_argument("--failed", action="store_true", help="only the failed mail")
+    listing.add_argument("--json", action="store_true", help="print a JSON list")
+    retrying = _command(actions, "retry", outbox_retry,
+                        "send a failed or pending mail with the next outbox round")
+    retrying.add_argument("id", type=int, metavar="ID")
+
+
 def _help(parser: argparse.ArgumentParser) -> int:
     parser.print_help()
     return 2
@@ -115,8 +150,18 @@ def _config_path(args: argparse.Namespace) -> Path:
     return args.config or config_file.default_path()
 
 
+def _clock(running: bool = False) -> clocks.Clock:
+    """The clock MAILROOM_NOW sets; a malformed value is an admin's mistake (exit 78)."""
+    try:
+        return clocks.from_environment(running)
+    except ValueError as exc:
+        raise ConfigError([Problem("MAILROOM_NOW", 0, 0, str(exc),
+                                   "ISO 8601 with a UTC offset, e.g. 2026-11-23T09:00+07:00")]
+                          ) from None
+
+
 def run(args: argparse.Namespace) -> int:
-    clock = clocks.from_environment(running=not args.once)
+    clock = _clock(running=not args.once)
     if clock.fixed:
         log.warning("MAILROOM_NOW fixes the clock at %s: this run shows what a run then would "
                     "do and send", clock.now().isoformat())
@@ -131,7 +176,7 @@ def run(args: argparse.Namespace) -> int:
 
 def ingest(args: argparse.Namespace) -> int:
     """Exit 0 once the message has a recorded outcome, 75 (try again later) otherwise."""
-    clock = clocks.from_environment()
+    clock = _clock()
     item = read_item(sys.stdin.buffer, arrived=clock.now())  # the MTA's hand-over
     try:
         settings = Settings.load(_config_path(args))
@@ -177,7 +222,7 @@ def _ruleset(args: argparse.Namespace) -> tuple[config_file.Config, rules.RuleSe
 
 def rules_test(args: argparse.Namespace) -> int:
     config, ruleset = _ruleset(args)
-    now = clocks.from_environment().now()
+    now = _clock().now()
     results = []
     for path in args.messages:
         try:
@@ -202,7 +247,7 @@ def sla_preview(args: argparse.Namespace) -> int:
     calendar = department.calendar
     try:
         arrival = _local_moment(args.at, calendar.zone) if args.at else \
-            clocks.from_environment().now()
+            _clock().now()
     except ValueError:
         print(f"mailroom: --at {args.at!r} is not a time like '2026-12-24 16:30'",
               file=sys.stderr)
@@ -276,7 +321,7 @@ def rules_replay(args: argparse.Namespace) -> int:
     if span is None:
         print(f"mailroom: --since {args.since!r} is not a duration like 30d", file=sys.stderr)
         return 2
-    since = clocks.from_environment().now() - span
+    since = _clock().now() - span
     db = _database(config)
     with db.transaction() as session:
         changes = [_replayed(request, ruleset, config) for request in session.scalars(
@@ -337,6 +382,179 @@ def list_requests(args: argparse.Namespace) -> int:
     return 0
 
 
+def quarantine_list(args: argparse.Namespace) -> int:
+    config = config_file.load(_config_path(args))
+    zone = config.service.zone
+    with _database(config).transaction() as session:
+        found = list(session.scalars(select(Message).options(undefer(Message.raw)).where(
+            Message.direction == "in", Message.outcome == QUARANTINED)
+            .order_by(Message.created_at.desc(), Message.id.desc())))
+        if args.json:
+            print(json.dumps([quarantined(m, zone) for m in found], indent=2, ensure_ascii=False))
+            return 0
+        rows = [_quarantine_row(m, zone) for m in found]
+    print(table(["id", "when", "sender", "subject", "reason"], rows))
+    return 0
+
+
+def _quarantine_row(message: Message, zone: ZoneInfo) -> list[str]:
+    sender, subject = _sender_and_subject(message)
+    return [str(message.id), sla.local_time(message.created_at, zone, "en"), sender or "-",
+            _cut(subject, 40), _cut(message.reason, 60)]
+
+
+def quarantined(message: Message, zone: ZoneInfo) -> dict[str, Any]:
+    """One `quarantine list` entry as plain data (the --json format); times in `zone`."""
+    sender, subject = _sender_and_subject(message)
+    return {"id": message.id, "quarantined_at": message.created_at.astimezone(zone).isoformat(),
+            "sender": sender, "subject": subject, "reason": message.reason,
+            "size": len(message.raw or b"")}
+
+
+def _sender_and_subject(message: Message) -> tuple[str, str]:
+    """As recorded, else as far as its raw bytes tell (an internal error records neither)."""
+    if message.sender or message.subject:
+        return message.sender, message.subject
+    inbound = readable(message.raw or b"")
+    return (inbound.sender, inbound.subject) if inbound else ("", "")
+
+
+def readable(raw: bytes) -> Inbound | None:
+    """The message as intake reads it, or None when it cannot be read."""
+    try:
+        return parse(raw)
+    except Exception:  # not mail, or what quarantined it: it is listed all the same
+        return None
+
+
+def quarantine_show(args: argparse.Namespace) -> int:
+    config = config_file.load(_config_path(args))
+    with _database(config).transaction() as session:
+        message = session.get(Message, args.id)
+        if message is None or message.outcome != QUARANTINED:
+            print(_not_quarantined(message, args.id), file=sys.stderr)
+            return 1
+        raw = message.raw or b""
+        report = quarantine_report(message, raw, config.service.zone)
+    if args.raw:
+        sys.stdout.buffer.write(raw)
+        sys.stdout.buffer.flush()
+    else:
+        print(report)
+    return 0
+
+
+def _not_quarantined(message: Message | None, message_row: int) -> str:
+    if message is None or message.direction != "in":
+        return f"mailroom: no inbound message #{message_row}"
+    now = " ".join(p for p in (message.outcome, message.request.reference if message.request
+                               else "", message.reason) if p)
+    return f"mailroom: message #{message_row} is not quarantined; its outcome is {now}"
+
+
+def quarantine_report(message: Message, raw: bytes, zone: ZoneInfo) -> str:
+    """What an admin needs to judge a quarantined message, before its raw bytes."""
+    lines = [f"message #{message.id}, quarantined {sla.local_time(message.created_at, zone, 'en')}",
+             f"  reason      {message.reason}", f"  size        {len(raw)} bytes"]
+    if message.mailbox:
+        lines.append(f"  source      {message.mailbox} {message.uid or ''}".rstrip())
+    inbound = readable(raw)
+    if inbound is None:
+        return "\n".join([*lines, "  headers     none readable as mail"])
+    for name in ("From", "To", "Cc", "Subject", "Date", "Message-ID"):
+        if inbound.header(name):
+            lines.append(f"  {name + ':':<11} {inbound.header(name)}")
+    return "\n".join(lines)
+
+
+def quarantine_release(args: argparse.Namespace) -> int:
+    settings = Settings.load(_config_path(args))
+    db = _database(settings.config)
+    with db.transaction() as session:
+        message = session.get(Message, args.id)
+        if message is None or message.outcome != QUARANTINED:
+            print(_not_quarantined(message, args.id), file=sys.stderr)
+            return 1
+    try:
+        outcome = Intake(settings.config, settings.ruleset, db, _clock()).release(args.id)
+    except (LookupError, ValueError) as exc:  # gone or released meanwhile
+        print(f"mailroom: {exc}", file=sys.stderr)
+        return 1
+    moved = f" (recorded as message #{outcome.message_row})" \
+        if outcome.message_row not in (0, args.id) else ""
+    print(f"message #{args.id}: {outcome}{moved}")
+    if outcome.kind == QUARANTINED:
+        print(f"mailroom: message #{args.id} is still quarantined", file=sys.stderr)
+        return 1
+    return 0
+
+
+def outbox_list(args: argparse.Namespace) -> int:
+    config = config_file.load(_config_path(args))
+    zone = config.service.zone
+    statuses = ("failed",) if args.failed else ("pending", "failed")
+    with _database(config).transaction() as session:
+        found = list(session.scalars(select(Queued).where(Queued.status.in_(statuses))
+                                     .order_by(Queued.id)))
+        if args.json:
+            print(json.dumps([queued(q, zone) for q in found], indent=2, ensure_ascii=False))
+            return 0
+        rows = [_outbox_row(q, zone) for q in found]
+    print(table(["id", "status", "template", "request", "to", "attempts", "next attempt",
+                 "last error"], rows))
+    return 0
+
+
+def _outbox_row(row: Queued, zone: ZoneInfo) -> list[str]:
+    due = sla.local_time(row.next_attempt_at, zone, "en") if row.status == "pending" else "-"
+    return [str(row.id), row.status, row.template, row.request.reference if row.request else "-",
+            _cut(", ".join(row.recipients), 40), str(row.attempts), due,
+            _cut(row.last_error, 60) or "-"]
+
+
+def queued(row: Queued, zone: ZoneInfo) -> dict[str, Any]:
+    """One `outbox list` entry as plain data (the --json format); times in `zone`."""
+    waiting = row.status == "pending"
+    return {"id": row.id, "status": row.status, "template": row.template,
+            "request": row.request.reference if row.request else "", "to": list(row.recipients),
+            "cc": list(row.cc), "attempts": row.attempts,
+            "next_attempt_at": row.next_attempt_at.astimezone(zone).isoformat() if waiting
+            else None, "last_error": row.last_error}
+
+
+def outbox_retry(args: argparse.Namespace) -> int:
+    config = config_file.load(_config_path(args))
+    now = _clock().now()
+    with _database(config).transaction() as session:
+        row = session.get(Queued, args.id)
+        if row is None or row.status == "sent":
+            print(_not_retried(row, args.id, config.service.zone), file=sys.stderr)
+            return 1
+        retry(row, now)
+        about = f"{row.template} to {', '.join(row.recipients)}"
+    print(f"outbox mail #{args.id} ({about}) is pending again: it goes with the next outbox "
+          "round")
+    return 0
+
+
+def _not_retried(row: Queued | None, row_id: int, zone: ZoneInfo) -> str:
+    if row is None:
+        return f"mailroom: no outbox mail #{row_id}"
+    when = sla.local_time(row.sent_at, zone, "en") if row.sent_at else "already"
+    return f"mailroom: outbox mail #{row_id} was sent {when}; there is nothing to retry"
+
+
+def retry(row: Queued, now: datetime) -> None:
+    """Make a failed or pending mail due now, its attempts kept, and note it on its request."""
+    was = row.status
+    row.status, row.next_attempt_at = "pending", now
+    if row.request is not None:
+        row.request.events.append(Event(
+            at=now, kind="mail retried by admin", actor="admin",
+            detail={"outbox": row.id, "template": row.template, "was": was,
+                    "attempts": row.attempts, "last_error": row.last_error}))
+
+
 def _zone_of(request: Request, config: config_file.Config) -> ZoneInfo:
     """Where a request's times are read: its department's calendar, else the service's zone."""
     department = config.departments.get(request.department)
@@ -363,16 +581,17 @@ def table(headers: list[str], rows: list[list[str]]) -> str:
 
 
 def demo(args: argparse.Namespace) -> int:
-    """Reset the demo's var/, seed its inbox with the sample mails, run once and report."""
+    """Reset the demo's folder, seed its inbox with the sample mails, run once and report."""
     logging.getLogger().setLevel(logging.WARNING)
     path = args.config or Path("config/demo.yaml")
     config = config_file.load(path)
-    if config.inbox.kind != "maildir" or config.outgoing.kind != "maildir":
-        print("mailroom demo needs a config with Maildir inbox and outgoing", file=sys.stderr)
-        return EX_CONFIG
+    refusal = demo_refusal(config)
+    if refusal:
+        print(f"mailroom demo: {refusal}", file=sys.stderr)
+        return EX_USAGE
     _reset_demo(config)
     seeded = _seed(config, path.parent / "demo-mail")
-    daemon = Daemon(path, clocks.from_environment())
+    daemon = Daemon(path, _clock())
     outcomes = daemon.run_once()
     daemon.close()
     print(f"{seeded} sample mails in {config.inbox.path}\n")
@@ -381,12 +600,59 @@ def demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def demo_folder(config_path: Path) -> Path:
+    """The one folder a demo may reset: var/ of the source tree for the shipped
+    config/demo.yaml, else the folder named `demo` beside the config file."""
+    path = config_path.resolve()
+    return SOURCE_TREE / "var" if path == SOURCE_TREE / "config" / "demo.yaml" \
+        else path.parent / "demo"
+
+
+def demo_refusal(config: config_file.Config) -> str:
+    """Why `demo` must not run with `config`, or '' when all it resets is in its own folder."""
+    if config.inbox.kind != "maildir" or config.outgoing.kind != "maildir":
+        return "it needs a config with a Maildir inbox and outgoing"
+    folder = demo_folder(config.path)
+    outside = [what for what, place in _demo_places(config).items()
+               if place is None or not _strictly_inside(place, folder)]
+    if not outside:
+        return ""
+    return (f"{config.path} is not a demo config: the demo deletes its inbox, outbox and "
+            f"database, so they must all be in {folder}/, and its {_listed(outside)} "
+            f"{'is' if len(outside) == 1 else 'are'} not; nothing was changed")
+
+
+def _listed(names: list[str]) -> str:
+    """'inbox', 'inbox and outbox', 'inbox, outbox and database'."""
+    return " and ".join([", ".join(names[:-1]), names[-1]] if len(names) > 1 else names)
+
+
+def _demo_places(config: config_file.Config) -> dict[str, Path | None]:
+    return {"inbox": config.inbox.path, "outbox": config.outgoing.path,
+            "database": _sqlite_file(config.database_url)}
+
+
+def _sqlite_file(url: str) -> Path | None:
+    """The file of a SQLite database URL; None for any other database or one in memory."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database)
+
+
+def _strictly_inside(place: Path, folder: Path) -> bool:
+    """Whether `place`, its links followed, lies below `folder` (and is not `folder` itself)."""
+    place, folder = place.resolve(), folder.resolve()
+    return place != folder and place.is_relative_to(folder)
+
+
 def _reset_demo(config: config_file.Config) -> None:
+    """Delete the demo's inbox, outbox and database; demo_refusal has kept them in its folder."""
     for folder in (config.inbox.path, config.outgoing.path):
         if folder is not None and folder.exists():
             shutil.rmtree(folder)
-    if config.database_url.startswith("sqlite:///"):
-        database = Path(config.database_url.removeprefix("sqlite:///"))
+    database = _sqlite_file(config.database_url)
+    if database is not None:
         for suffix in ("", "-wal", "-shm"):
             Path(f"{database}{suffix}").unlink(missing_ok=True)
 

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import contextlib
+import email.errors
+import email.policy
 import hashlib
+import logging
 import traceback
+import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from email import headerregistry
+from email.header import Header
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr
 from pathlib import Path
@@ -17,22 +23,44 @@ from zoneinfo import ZoneInfo
 
 import jinja2
 import jinja2.bccache
+from jinja2 import nodes
 from jinja2.sandbox import SandboxedEnvironment
+from markupsafe import escape
 
 from mailroom import sla, thread, workflow
 from mailroom.config import Department, Service, Sla
-from mailroom.errors import ConfigError, Problem
+from mailroom.errors import ConfigError, MailroomError, Problem
 from mailroom.parse import Attachment, Inbound
 from mailroom.store.models import Event, Request
 
 TEMPLATES = ("ack", "forward", "relay", "update", "transferred", "transfer", "notice", "commands",
-             "reminder", "escalation", "delay", "digest", "survey", "survey_thanks")
+             "reminder", "escalation", "delay", "digest", "survey", "survey_thanks", "bounced",
+             "refusal", "too_large")
 DEPARTMENT_TEMPLATES = ("digest",)  # about a department's requests, not one request
+SERVICE_TEMPLATES = ("refusal", "too_large")  # to a sender of mail that opened no request
 LANGUAGES = ("en", "id")
-BLOCKS = ("subject", "text", "html")
 # relay and update carry a person's words: no Auto-Submitted, so they read as the person's mail
 AUTO_SUBMITTED = {"ack": "auto-replied", "commands": "auto-replied",
-                  "survey_thanks": "auto-replied", "relay": "", "update": ""}
+                  "survey_thanks": "auto-replied", "refusal": "auto-replied",
+                  "too_large": "auto-replied", "relay": "", "update": ""}
+FILENAME_LIMIT = 150  # characters of a cleaned attachment name, its extension included
+LEFT_OUT = {"en": ("{count} file could not be attached: {files}",
+                   "{count} files could not be attached: {files}"),
+            "id": ("{count} berkas tidak dapat dilampirkan: {files}",) * 2}
+# what the email package raises for a name, type or payload it cannot write
+EMAIL_ERRORS = (ValueError, TypeError, LookupError, email.errors.MessageError)
+
+DISPLAY_NAME_LIMIT = 200  # characters of the name in From; the line stays within 998
+
+log = logging.getLogger(__name__)
+
+
+class ComposeError(MailroomError):
+    """Raised when a mail cannot be made for a reason other than a template's; it is held."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = _one_line(reason)
+        super().__init__(self.reason)
 
 
 class _CompiledTemplates(jinja2.FileSystemBytecodeCache):
@@ -53,21 +81,49 @@ class _CompiledTemplates(jinja2.FileSystemBytecodeCache):
             super().dump_bytecode(bucket)
 
 
+class _SenderHeader(headerregistry.UniqueAddressHeader, headerregistry.BaseHeader):  # type: ignore[misc]
+    """From, its name always quoted or encoded: Python 3.11 drops the quotes of a display name
+    when it folds one, and a name's `<...>` or `,` then reads as an address of its own."""
+
+    def fold(self, *, policy: email.policy.Policy) -> str:
+        (address,) = self.addresses
+        name, linesep = address.display_name, policy.linesep
+        if not name:
+            return f"{self.name}: {address.addr_spec}{linesep}"
+        if name.isascii() or getattr(policy, "utf8", False):
+            phrase = '"{}"'.format(name.replace("\\", "\\\\").replace('"', '\\"'))
+        else:
+            phrase = Header(name, "utf-8", header_name=self.name).encode(linesep=linesep)
+        return f"{self.name}: {phrase} <{address.addr_spec}>{linesep}"
+
+
+def _policy() -> email.policy.EmailPolicy[EmailMessage]:
+    headers = headerregistry.HeaderRegistry()
+    headers.map_to_type("from", _SenderHeader)
+    return email.policy.default.clone(header_factory=headers)
+
+
+POLICY = _policy()
+
+
 # How templates are compiled; part of the cache's file names, since compiled code depends on it.
+# The subject and text blocks are rendered unescaped, the html block escaped (HTML_OPTIONS).
 OPTIONS: dict[str, Any] = {"undefined": jinja2.StrictUndefined, "trim_blocks": True,
                            "lstrip_blocks": True, "autoescape": False,
                            "keep_trailing_newline": False}
+HTML_OPTIONS: dict[str, Any] = {**OPTIONS, "autoescape": True}
 
 
-def _compiled_templates() -> jinja2.BytecodeCache | None:
-    fingerprint = hashlib.sha256(repr(sorted(OPTIONS.items())).encode()).hexdigest()[:12]
+def _compiled_templates(options: dict[str, Any]) -> jinja2.BytecodeCache | None:
+    fingerprint = hashlib.sha256(repr(sorted(options.items())).encode()).hexdigest()[:12]
     try:
         return _CompiledTemplates(pattern=f"mailroom-{fingerprint}-%s.cache")
     except (OSError, RuntimeError):  # no private temporary folder to be had
         return None
 
 
-BYTECODE = _compiled_templates()
+BYTECODE = _compiled_templates(OPTIONS)
+HTML_BYTECODE = _compiled_templates(HTML_OPTIONS)
 
 
 @dataclass(frozen=True)
@@ -108,19 +164,23 @@ class Composer:
     """Loads and checks every template once; renders mails from them.
 
     A template set (chosen by a rule) overrides some templates; the rest come from the default.
+    Each set has two environments over the same files: `envs` renders the subject and text
+    blocks as written, `html_envs` the html block with every value HTML-escaped.
     """
 
     def __init__(self, path: Path, service: Service) -> None:
         self.path, self.service = Path(path), service
         self.sets = template_sets(self.path)
-        self.envs = {name: self._environment(name) for name in ("", *self.sets)}
+        self.loaders = {name: self._loader(name) for name in ("", *self.sets)}
+        self.envs = {name: _environment(loader, OPTIONS, BYTECODE)
+                     for name, loader in self.loaders.items()}
+        self.html_envs = {name: _environment(loader, HTML_OPTIONS, HTML_BYTECODE)
+                          for name, loader in self.loaders.items()}
         self.check()
 
-    def _environment(self, template_set: str) -> SandboxedEnvironment:
+    def _loader(self, template_set: str) -> jinja2.FileSystemLoader:
         folders = [str(self.path / template_set)] if template_set else []
-        return SandboxedEnvironment(
-            loader=jinja2.FileSystemLoader([*folders, str(self.path)]),
-            bytecode_cache=BYTECODE, **OPTIONS)
+        return jinja2.FileSystemLoader([*folders, str(self.path)])
 
     def check(self) -> None:
         """Render every template with sample values; raise ConfigError naming file and line."""
@@ -145,57 +205,207 @@ class Composer:
         if not all(r.subject and r.text for r in rendered):
             return [Problem(file, 1, 1, "template renders an empty subject or text",
                             "define {% block subject %} and {% block text %}")]
-        return []
+        return self._unescaped(template_set, f"{language}/{name}.j2", file)
+
+    def _unescaped(self, template_set: str, name: str, file: str) -> list[Problem]:
+        """Places that turn autoescaping off: requester text would reach the HTML unescaped."""
+        loader = self.loaders[template_set]
+        source = loader.get_source(self.envs[template_set], name)[0]
+        if "autoescape" not in source:  # parsing again is costly; most templates never say it
+            return []
+        return [Problem(file, node.lineno, 1, "autoescape cannot be turned off here",
+                        "values are HTML-escaped in the html block; write markup in the "
+                        "template itself")
+                for node in self.envs[template_set].parse(source).find_all(
+                    nodes.EvalContextModifier)
+                if any(option.key == "autoescape" and not _always_true(option.value)
+                       for option in node.options)]
 
     def render(self, name: str, language: str, context: dict[str, Any],
                template_set: str = "") -> Rendered:
-        template = self.envs[template_set].get_template(f"{language}/{name}.j2")
-        values = {block: self._block(template, block, context) for block in BLOCKS}
-        return Rendered(" ".join(values["subject"].split()), values["text"].strip() + "\n",
-                        values["html"].strip())
+        """The subject and text blocks as written, the html block HTML-escaped."""
+        file = f"{language}/{name}.j2"
+        plain = self.envs[template_set].get_template(file)
+        html = self.html_envs[template_set].get_template(file)
+        return Rendered(_one_line(self._block(plain, "subject", context)),
+                        self._block(plain, "text", context).strip() + "\n",
+                        self._block(html, "html", context).strip())
 
     @staticmethod
     def _block(template: jinja2.Template, block: str, context: dict[str, Any]) -> str:
         render = template.blocks.get(block)
-        return "".join(render(template.new_context(context))) if render else ""
+        try:
+            return "".join(render(template.new_context(context))) if render else ""
+        except Exception:  # re-raised with the template's own file and line in the traceback
+            template.environment.handle_exception()
 
     def compose(self, mail: Mail) -> EmailMessage:
-        """The finished message, ready for a transport."""
-        rendered = self.render(mail.template, mail.language, mail.context,
-                               mail.template_set if mail.template_set in self.envs else "")
-        message = EmailMessage()
-        message["From"] = formataddr((" ".join(mail.from_name.split()), self.service.address))
-        message["To"] = ", ".join(mail.recipients)
+        """The finished message, ready for a transport.
+
+        A template's mistake raises jinja2.TemplateError; a file that cannot be attached is
+        left out and named in the mail; anything else that stops the mail raises ComposeError.
+        """
+        rendered = self._rendered(mail)
+        parts, left_out = _attachment_parts(mail.attachments)
+        rendered = _noting_left_out(rendered, left_out, mail.language)
+        try:
+            message = self._headed(mail, rendered.subject)
+            _fill(message, rendered, parts)
+        except ComposeError:
+            raise
+        except Exception as exc:  # the email package refused what it was given
+            raise ComposeError(f"{_about(mail)}: {type(exc).__name__}: {exc}") from exc
+        return message
+
+    def _rendered(self, mail: Mail) -> Rendered:
+        template_set = mail.template_set if mail.template_set in self.envs else ""
+        try:
+            return self.render(mail.template, mail.language, mail.context, template_set)
+        except jinja2.TemplateError:
+            raise
+        except Exception as exc:  # the template met a value it cannot handle
+            raise ComposeError(f"{_about(mail)} line {_template_line(exc)}: "
+                               f"{type(exc).__name__}: {exc}") from exc
+
+    def _headed(self, mail: Mail, subject: str) -> EmailMessage:
+        """A message with our headers; display names and the subject are one printable line."""
+        message = EmailMessage(policy=POLICY)
+        sender = _one_line(mail.from_name)[:DISPLAY_NAME_LIMIT]
+        _set(message, "From", formataddr((sender, self.service.address)))
+        _set(message, "To", ", ".join(mail.recipients))
         if mail.cc:
-            message["Cc"] = ", ".join(mail.cc)
-        message["Subject"] = f"[{mail.reference}] {rendered.subject}" if mail.reference \
-        else rendered.subject
-        message["Date"] = format_datetime(mail.date.astimezone(UTC))
-        message["Message-ID"] = mail.message_id
-        message["Reply-To"] = mail.reply_to
+            _set(message, "Cc", ", ".join(mail.cc))
+        _set(message, "Subject", f"[{mail.reference}] {subject}" if mail.reference else subject)
+        _set(message, "Date", format_datetime(mail.date.astimezone(UTC)))
+        _set(message, "Message-ID", mail.message_id)
+        _set(message, "Reply-To", mail.reply_to)
         if mail.in_reply_to:
-            message["In-Reply-To"] = mail.in_reply_to
-            message["References"] = mail.in_reply_to
+            _set(message, "In-Reply-To", mail.in_reply_to)
+            _set(message, "References", mail.in_reply_to)
         auto_submitted = AUTO_SUBMITTED.get(mail.template, "auto-generated")
         if auto_submitted:
-            message["Auto-Submitted"] = auto_submitted
-        message["X-Auto-Response-Suppress"] = "All"
+            _set(message, "Auto-Submitted", auto_submitted)
+        _set(message, "X-Auto-Response-Suppress", "All")
         if mail.reference:
-            message["X-Mailroom-Reference"] = mail.reference
-        message.set_content(rendered.text)
-        if rendered.html:
-            message.add_alternative(rendered.html, subtype="html")
-        for attachment in mail.attachments:
-            _attach(message, attachment)
+            _set(message, "X-Mailroom-Reference", mail.reference)
         return message
 
 
-def _attach(message: EmailMessage, attachment: Attachment) -> None:
-    maintype, _, subtype = attachment.content_type.partition("/")
+def _environment(loader: jinja2.BaseLoader, options: dict[str, Any],
+                 cache: jinja2.BytecodeCache | None) -> SandboxedEnvironment:
+    """A sandbox without the `safe` filter: no value can be let into the HTML unescaped."""
+    environment = SandboxedEnvironment(loader=loader, bytecode_cache=cache, **options)
+    del environment.filters["safe"]
+    return environment
+
+
+def _always_true(value: nodes.Expr) -> bool:
+    return isinstance(value, nodes.Const) and value.value is True
+
+
+def _about(mail: Mail) -> str:
+    return f"{mail.reference or 'mail'} template {mail.language}/{mail.template}.j2"
+
+
+def _set(message: EmailMessage, header: str, value: str) -> None:
+    try:
+        message[header] = value
+    except EMAIL_ERRORS as exc:
+        raise ComposeError(f"header {header} {value!r}: {exc}") from exc
+
+
+def _fill(message: EmailMessage, rendered: Rendered, parts: list[EmailMessage]) -> None:
+    """The text, its HTML alternative and the attachments, in that order."""
+    message.set_content(_encodable(rendered.text))
+    if rendered.html:
+        message.add_alternative(_encodable(rendered.html), subtype="html")
+    if parts:
+        message.make_mixed()
+        for part in parts:
+            message.attach(part)
+
+
+def _encodable(text: str) -> str:
+    """Text that UTF-8 can carry: lone surrogates (from undecodable input) become '?'."""
+    return text.encode("utf-8", "replace").decode("utf-8")
+
+
+def _one_line(value: str) -> str:
+    """The value as one line of printable text: line breaks and other controls become spaces."""
+    return " ".join("".join(c if c.isprintable() else " " for c in value).split())
+
+
+def _attachment_parts(attachments: tuple[Attachment, ...],
+                      ) -> tuple[list[EmailMessage], list[Attachment]]:
+    """The files as MIME parts, and those that could not be made into one."""
+    parts, left_out = [], []
+    for attachment in attachments:
+        part = _attachment_part(attachment)
+        if part is None:
+            left_out.append(attachment)
+        else:
+            parts.append(part)
+    return parts, left_out
+
+
+def _attachment_part(attachment: Attachment) -> EmailMessage | None:
+    """The file under its own name and type; else under a cleaned name as octet-stream."""
+    tries = ((_one_line(attachment.filename), _content_type(attachment.content_type)),
+             (_clean_filename(attachment.filename), ("application", "octet-stream")))
+    failures = []
+    for filename, (maintype, subtype) in tries:
+        try:
+            return _part(attachment.payload, maintype, subtype, filename)
+        except EMAIL_ERRORS as exc:
+            failures.append(f"{type(exc).__name__}: {exc}")
+    log.warning("left out attachment %r: %s", attachment.filename, "; ".join(failures))
+    return None
+
+
+def _part(payload: bytes, maintype: str, subtype: str, filename: str) -> EmailMessage:
+    part = EmailMessage()
+    part.set_content(payload, maintype=maintype, subtype=subtype, disposition="attachment",
+                     filename=filename)
+    part.as_bytes()  # a name or type that cannot be written fails here, not when sending
+    return part
+
+
+def _content_type(content_type: str) -> tuple[str, str]:
+    maintype, _, subtype = content_type.partition("/")
     if not maintype or not subtype or maintype in ("multipart", "message"):
-        maintype, subtype = "application", "octet-stream"
-    message.add_attachment(attachment.payload, maintype=maintype, subtype=subtype,
-                           filename=attachment.filename)
+        return "application", "octet-stream"
+    return maintype, subtype
+
+
+def _clean_filename(filename: str) -> str:
+    """One line of printable ASCII, at most FILENAME_LIMIT characters, its extension kept."""
+    ascii_name = unicodedata.normalize("NFKD", filename).encode("ascii", "ignore").decode()
+    stem, extension = _split_extension(_one_line(ascii_name))
+    return (stem[:FILENAME_LIMIT - len(extension)].rstrip() or "attachment") + extension
+
+
+def _split_extension(filename: str) -> tuple[str, str]:
+    stem, dot, extension = filename.rpartition(".")
+    if dot and stem and 0 < len(extension) <= 10 and " " not in extension:
+        return stem, f".{extension}"
+    return filename, ""
+
+
+def _noting_left_out(rendered: Rendered, left_out: list[Attachment],
+                     language: str) -> Rendered:
+    """The mail's text and HTML ending with the files that could not be attached."""
+    if not left_out:
+        return rendered
+    one, many = LEFT_OUT.get(language, LEFT_OUT["en"])
+    files = ", ".join(f"{_one_line(a.filename)[:FILENAME_LIMIT]} ({_size(a.size)})"
+                      for a in left_out)
+    note = (one if len(left_out) == 1 else many).format(count=len(left_out), files=files)
+    html = f"{rendered.html}\n<p>{escape(note)}</p>" if rendered.html else ""
+    return Rendered(rendered.subject, f"{rendered.text}\n{note}\n", html)
+
+
+def _size(size: int) -> str:
+    return f"{size / 1048576:.1f} MB" if size >= 1048576 else f"{(size + 1023) // 1024} KB"
 
 
 def _template_line(exc: BaseException) -> int:
@@ -226,17 +436,21 @@ def department_context(department: Department, service: Service, language: str,
                        detail: dict[str, Any]) -> dict[str, Any]:
     """The variables of a mail about a department (a digest): service, department, detail."""
     working = not department.calendar.always
-    values = {
-        "service": SimpleNamespace(name=service.name, address=service.address,
-                                   reopen_days=service.reopen_days),
-        "department": SimpleNamespace(
-            key=department.key, name=department.name, address=department.address,
-            first_response=sla.in_words(department.sla.first_response, language, working),
-            resolution=sla.in_words(department.sla.resolution, language, working),
-        ),
-    }
-    values.update({key: _namespace(value) for key, value in detail.items()
-                   if key not in ("from_name", "attachments")})
+    values = service_context(service, detail)
+    values["department"] = SimpleNamespace(
+        key=department.key, name=department.name, address=department.address,
+        first_response=sla.in_words(department.sla.first_response, language, working),
+        resolution=sla.in_words(department.sla.resolution, language, working),
+    )
+    return values
+
+
+def service_context(service: Service, detail: dict[str, Any]) -> dict[str, Any]:
+    """The variables of a mail about no request (a refusal, a note on a lost mail)."""
+    values = {key: _namespace(value) for key, value in detail.items()
+              if key not in ("from_name", "attachments")}
+    values["service"] = SimpleNamespace(name=service.name, address=service.address,
+                                        reopen_days=service.reopen_days)
     return values
 
 
@@ -356,6 +570,12 @@ SAMPLE_DETAILS: dict[str, list[dict[str, Any]]] = {
         for n, name, status, assignee in ((1, "<Ani>", "open", "maya@example.org"),
                                           (2, "", "waiting", ""))]}}],
     "survey": [{"survey": {"resolved": "<resolved>"}}],
+    "bounced": [{"template": "ack", "to": "<someone@example.org>", "status": "5.1.1",
+                 "diagnostic": "<550 5.1.1 no such user>", "requester_unreachable": unreachable}
+                for unreachable in (True, False)],
+    "forward": [{}, {"unverified": "<unverified sender: example.org failed DMARC>"}],
+    "refusal": [{"subject": "<Sample> request"}],
+    "too_large": [{"subject": "<Sample> request", "size": "30.0 MB", "limit": "25.0 MB"}],
     "survey_thanks": [{"survey": {"rating": rating, "comment": comment, "stopped": False}}
                       for rating, comment in ((5, ""), (1, "<slow>"))]
     + [{"survey": {"rating": None, "comment": "", "stopped": True}}],
@@ -383,6 +603,8 @@ def sample_contexts(service: Service, language: str, template: str) -> list[dict
     department = Department("sample", "Sample Department", "dept@example.org",
                             Sla(timedelta(hours=4), timedelta(days=3)),
                             calendar=SAMPLE_CALENDAR)
+    if template in SERVICE_TEMPLATES:
+        return [service_context(service, detail) for detail in SAMPLE_DETAILS[template]]
     if template in DEPARTMENT_TEMPLATES:
         return [department_context(department, service, language, detail)
                 for detail in SAMPLE_DETAILS[template]]

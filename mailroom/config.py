@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -18,7 +19,11 @@ from mailroom.sla import AROUND_THE_CLOCK, Calendar, Holidays, Span, around_the_
 SECURITY_PORTS = {"imap": {"tls": 993, "starttls": 143, "none": 143},
                   "smtp": {"tls": 465, "starttls": 587, "none": 25}}
 LANGUAGES = ("id", "en")
+SECRET_KEYS = (("service", "secret"), ("inbox", "password"), ("outgoing", "password"))
+SHOWN_TO_OTHERS = 0o077  # permission bits of the group and of everyone else
+TRIAL_START = datetime(2026, 1, 5, 1, 0, tzinfo=UTC)  # a Monday: SLA targets are tried from it
 MIN_SECRET_LENGTH = 32
+log = logging.getLogger(__name__)
 
 
 class Secret:
@@ -166,7 +171,10 @@ def _path(base: Path) -> Callable[[Any], Path]:
 
 def _secret(base: Path, least: int = 0) -> Callable[[Any], Secret]:
     def check(value: Any) -> Secret:
-        secret = Secret(_reveal(located.text(value), base))
+        if not isinstance(value, str) or not value.strip():
+            raise ValueError("a password or secret is one line of text, not a list or "
+                             "mapping")
+        secret = Secret(_reveal(value.strip(), base))
         if len(secret.reveal()) < least:
             raise ValueError(f"the secret has {len(secret.reveal())} characters; it needs at "
                              f"least {least}")
@@ -181,26 +189,35 @@ def _reveal(text: str, base: Path) -> str:
             raise ValueError(f"environment variable {name} is not set")
         return os.environ[name]
     if text.startswith("file:"):
-        path = base / text[5:]
-        try:
-            return path.read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            raise ValueError(f"cannot read {path}: {exc.strerror}") from None
+        return _read_secret(base / text[5:])
     return text
 
 
-def _days(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError("")
-    return value
+def _read_secret(path: Path) -> str:
+    """The secret kept in the file at `path`: its text, stripped, of at most 64KB."""
+    try:
+        with path.open("rb") as kept:
+            return kept.read(65536).decode("utf-8").strip()
+    except OSError as exc:
+        raise ValueError(f"cannot read {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"{path} is not UTF-8 text") from None
+
+
+_days = located.whole(0, 3660, " days")
+
+
+def _up_to_ten_years(value: Any) -> timedelta:
+    return located.duration(value, timedelta(days=3660))
 
 
 def _zone(value: Any) -> str:
+    name = located.text(value)
     try:
-        ZoneInfo(located.text(value))
-    except (ZoneInfoNotFoundError, ValueError):
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
         raise ValueError("unknown time zone") from None
-    return str(value)
+    return name
 
 
 def _service(s: Section, base: Path) -> Service:
@@ -270,7 +287,7 @@ def _adopting(s: Section) -> dict[str, Any]:
     """How any inbox treats oversized mail, mail from before the first start, and outages."""
     return {"max_size": s.size("max_size", Inbox.max_size),
             "adopt": s.choice("adopt", ("record", "process", "skip"), "record"),
-            "adopt_age": s.get("adopt_age", None, located.duration,
+            "adopt_age": s.get("adopt_age", None, _up_to_ten_years,
                                "a duration like 30d or 2w"),
             "alert_after": s.duration("alert_after", Inbox.alert_after)}
 
@@ -292,7 +309,7 @@ def _department(key: str, s: Section, calendars: dict[str, Calendar],
         t = _section(s.mapping, "sla", s.report, ("first_response", "resolution"), f"{s.what}.sla")
         sla = Sla(t.duration("first_response", DEFAULT_SLA.first_response),
                   t.duration("resolution", DEFAULT_SLA.resolution))
-    return Department(
+    department = Department(
         key=key,
         name=s.text("name", key),
         address=s.address("address", REQUIRED),
@@ -302,6 +319,20 @@ def _department(key: str, s: Section, calendars: dict[str, Calendar],
         calendar=s.get("calendar", around_the_clock(zone), _known(calendars),
                        "the name of a calendar under 'calendars:'"),
     )
+    for target in ("first_response", "resolution"):
+        _falls_due(s, "sla", f"{s.what}.sla.{target}", department.calendar,
+                   getattr(department.sla, target))
+    return department
+
+
+def _falls_due(s: Section, key: str, name: str, calendar: Calendar, wait: timedelta) -> None:
+    """`wait` of working time must end within the days `calendar` can look ahead."""
+    if calendar.hours is not None and not any(calendar.hours):
+        return  # a calendar without working hours is reported as such
+    try:
+        calendar.add(TRIAL_START, wait)
+    except (ValueError, OverflowError) as exc:
+        s.fail(key, f"{name}: {exc}", "a shorter time, or a calendar with more working days")
 
 
 def _known(calendars: dict[str, Calendar]) -> Callable[[Any], Calendar]:
@@ -417,7 +448,7 @@ def _percents(value: Any) -> list[int]:
     found = []
     for item in value:
         number = str(item).strip().rstrip("%").strip()
-        if isinstance(item, bool) or not number.isdigit() or not 0 < int(number) < 100:
+        if isinstance(item, bool) or not number.isdecimal() or not 0 < int(number) < 100:
             raise ValueError(f"{item!r} is not a percentage between 1% and 99%")
         found.append(int(number))
     return found
@@ -488,8 +519,35 @@ def load(path: Path) -> Config:
         reminders=_reminders(Section(top, "", report)),
         survey=_survey(survey),
     )
+    for calendar in {d.calendar.name: d.calendar for d in config.departments.values()}.values():
+        _falls_due(survey, "after", "survey.after", calendar, config.survey.after)
     report.raise_if_any()
+    warn_if_exposed(path, top)
     return config
+
+
+def warn_if_exposed(path: Path, top: Mapping) -> bool:
+    """Warn once when the file holds a plain password or secret that others may read."""
+    plain = plain_secrets(top)
+    try:
+        exposed = bool(plain) and bool(path.stat().st_mode & SHOWN_TO_OTHERS)
+    except OSError:
+        return False
+    if exposed:
+        log.warning("%s: readable by others and holds a plain password (%s); chmod 600 it or "
+                    "use env:/file:", path, ", ".join(plain))
+    return exposed
+
+
+def plain_secrets(top: Mapping) -> list[str]:
+    """The keys holding a password or secret written into the file itself, not env: or file:."""
+    found = []
+    for section, key in SECRET_KEYS:
+        values = top.get(section)
+        value = values.get(key) if isinstance(values, Mapping) else None
+        if isinstance(value, str) and not value.strip().startswith(("env:", "file:")):
+            found.append(f"{section}.{key}")
+    return found
 
 
 def default_path() -> Path:

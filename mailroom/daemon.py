@@ -7,27 +7,30 @@ import os
 import signal
 import socket
 import threading
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass
-from email.message import EmailMessage
-from email.utils import format_datetime, formataddr, make_msgid
+from datetime import datetime
 from pathlib import Path
 from types import FrameType
 
 import schedule
 
 from mailroom import config as config_file
-from mailroom import rules
+from mailroom import notices, rules
 from mailroom.clock import Clock
 from mailroom.compose import Composer
 from mailroom.config import Config, Inbox
 from mailroom.errors import ConfigError, TransientError
 from mailroom.intake import Intake, Outcome
 from mailroom.jobs import Jobs, Swept
+from mailroom.notices import Notices
 from mailroom.outbox import Flushed, Outbox, transport_for
 from mailroom.sources import Item, Source
 from mailroom.sources.imap import ImapSource
 from mailroom.sources.maildir import MaildirSource
-from mailroom.store.db import Database
+from mailroom.store.db import Database, LockedError
+from mailroom.store.models import State
 
 log = logging.getLogger(__name__)
 FLUSH_SECONDS = 30
@@ -84,6 +87,9 @@ class Daemon:
         self.reload_requested = False
         self.told_admin = ""
         self.refused_mtime = 0.0
+        self.inbox_down_since: datetime | None = None
+        self.told_inbox_down = False
+        self.watchdog_pinged = 0.0
         self.settings = Settings.load(self.config_path)
         self._connect(self.settings.config)
 
@@ -91,6 +97,12 @@ class Daemon:
         self.db = Database(config.database_url)
         if self.db.is_sqlite:
             self.db.upgrade()
+        try:
+            self.lock = self.db.lock()
+        except LockedError:
+            self.db.close()
+            raise
+        self.first_start = _first_start(self.db, self.clock)
         self.source = source_for(config.inbox)
         self.transport = transport_for(config.outgoing)
         self._rebuild()
@@ -100,12 +112,14 @@ class Daemon:
         self.intake = Intake(s.config, s.ruleset, self.db, self.clock)
         self.outbox = Outbox(self.db, s.config, s.composer, self.transport, self.clock)
         self.jobs = Jobs(self.db, s.config, self.clock)
+        self.notices = Notices(self.db, s.config, self.transport, self.clock)
 
     def run_once(self) -> list[Outcome]:
         """Process every waiting message, run the jobs due now, send what the outbox holds."""
         outcomes = self.drain()
         self.sweep()
         self.flush()
+        self.notices.send()
         return outcomes
 
     def sweep(self) -> Swept:
@@ -113,12 +127,60 @@ class Daemon:
         return self.jobs.sweep()
 
     def drain(self) -> list[Outcome]:
+        self._adopt()
         outcomes = []
-        for item in self.source.fetch():
+        for item in self._reading(self.source.fetch()):
             outcomes.append(self._take(item))
+            self._watchdog()
             if self.stop.is_set():
                 break
         return outcomes
+
+    def _adopt(self) -> None:
+        """Mail from before the first start (or older than adopt_age) is adopted, not answered:
+        recorded only (record), left where it is (skip), or handled as new (process)."""
+        inbox = self.settings.config.inbox
+        before = self.first_start
+        if inbox.adopt_age is not None:
+            before = max(before, self.clock.now() - inbox.adopt_age)
+        self.intake.adopt_before = before if inbox.adopt == "record" else None
+        self.source.skip_before = before if inbox.adopt == "skip" else None
+
+    def _reading(self, items: Iterator[Item]) -> Iterator[Item]:
+        """The source's items; a fault reading them counts toward telling the admin."""
+        try:
+            yield from items
+        except TransientError as exc:
+            self._inbox_down(exc)
+            raise
+        self._inbox_up()
+
+    def _inbox_down(self, exc: Exception) -> None:
+        now, inbox = self.clock.now(), self.settings.config.inbox
+        self.inbox_down_since = self.inbox_down_since or now
+        if self.told_inbox_down or now - self.inbox_down_since < inbox.alert_after:
+            return
+        since = self.inbox_down_since.isoformat(timespec="minutes")
+        self.told_inbox_down = self.notices.tell(notices.admin_mail(
+            self.settings.config.service, "the inbox cannot be read",
+            f"mailroom has not been able to read its inbox since {since}.\n\nLast error: "
+            f"{exc}\n\nNothing is lost: the mail waits on the server and is taken up when it "
+            "can be read again. You will get one more mail then.\n", now))
+
+    def _inbox_up(self) -> None:
+        if self.told_inbox_down and self.inbox_down_since is not None:
+            now = self.clock.now()
+            minutes = int((now - self.inbox_down_since).total_seconds() // 60)
+            self.notices.tell(notices.admin_mail(
+                self.settings.config.service, "the inbox can be read again",
+                f"mailroom reads its inbox again, after {minutes} minutes.\n", now))
+        self.inbox_down_since, self.told_inbox_down = None, False
+
+    def _watchdog(self) -> None:
+        """Tell systemd the loop still turns (at most once a second)."""
+        if time.monotonic() - self.watchdog_pinged >= 1.0:
+            notify("WATCHDOG=1")
+            self.watchdog_pinged = time.monotonic()
 
     def _take(self, item: Item) -> Outcome:
         outcome = self.intake.process(item)
@@ -131,6 +193,12 @@ class Daemon:
         if result.sent or result.deferred or result.held or result.failed:
             log.info("outbox: %d sent, %d deferred, %d held, %d failed",
                      result.sent, result.deferred, result.held, result.failed)
+        if result.problem and result.problem != self.told_admin:
+            log.error("the mail server refuses us, so nothing goes out: %s", result.problem)
+            self._tell_admin(f"The mail server refuses mailroom's mail: {result.problem}\n\n"
+                             "Mail waits in the outbox and is retried with backoff; check "
+                             "outgoing.username, the password and the service address.",
+                             "mail cannot be sent")
         return result
 
     def reload(self) -> bool:
@@ -138,10 +206,15 @@ class Daemon:
         self.reload_requested = False
         try:
             fresh = Settings.load(self.config_path)
-        except ConfigError as exc:
+        except Exception as exc:  # whatever went wrong, the running settings stay
+            if not isinstance(exc, ConfigError):
+                log.exception("reload failed")
             log.error("reload refused, keeping the running settings:\n%s", exc)
             self.refused_mtime = _mtime(self.settings.config.rules_path)
-            self._tell_admin(str(exc))
+            self._tell_admin(f"mailroom refused the edited configuration, rules or templates "
+                             f"and keeps running with the last good ones.\n\n{exc}\n\nFix "
+                             "the file and save it again, or run `mailroom check`.",
+                             f"changes not loaded: {str(exc).splitlines()[0][:120]}")
             return False
         old, self.settings = self.settings, fresh
         if (old.config.inbox, old.config.outgoing, old.config.database_url) != (
@@ -152,27 +225,14 @@ class Daemon:
         log.info("reloaded %s (rules version %s)", self.config_path, fresh.ruleset.version)
         return True
 
-    def _tell_admin(self, problems: str) -> None:
-        """Mail the admin about a refused reload, once for each distinct set of problems."""
-        service = self.settings.config.service
-        if not service.admin or problems == self.told_admin:
+    def _tell_admin(self, problems: str, subject: str) -> None:
+        """Mail the admin about a problem, once for each distinct one."""
+        if problems == self.told_admin or not self.settings.config.service.admin:
             return
-        message = EmailMessage()
-        message["From"] = formataddr((service.name, service.address))
-        message["To"] = service.admin
-        message["Subject"] = f"[mailroom] changes not loaded: {problems.splitlines()[0][:120]}"
-        message["Date"] = format_datetime(self.clock.now())
-        message["Message-ID"] = make_msgid(domain=service.address.rpartition("@")[2])
-        message["Auto-Submitted"] = "auto-generated"
-        message.set_content("mailroom refused the edited configuration, rules or templates and "
-                            "keeps running with the last good ones.\n\n" + problems +
-                            "\n\nFix the file and save it again, or run `mailroom check`.\n")
-        try:
-            self.transport.send(service.address, [service.admin], message)
-            self.transport.close()
+        mail = notices.admin_mail(self.settings.config.service, subject, problems + "\n",
+                                  self.clock.now())
+        if self.notices.tell(mail):
             self.told_admin = problems
-        except Exception as exc:  # the admin notice must never stop the daemon
-            log.error("could not mail the admin: %s", exc)
 
     def _rules_changed(self) -> None:
         mtime = _mtime(self.settings.config.rules_path)
@@ -206,6 +266,7 @@ class Daemon:
     def _sweep_and_flush(self) -> None:
         if self.sweep().total:
             self.flush()
+        self.notices.send()
 
     def shutdown(self) -> None:
         """Ask a running daemon (another thread) to stop after the message in hand."""
@@ -213,6 +274,7 @@ class Daemon:
         self.wake.set()
 
     def _cycle(self, scheduler: schedule.Scheduler) -> None:
+        self._watchdog()
         if self.reload_requested:
             notify("RELOADING=1")
             self.reload()
@@ -223,7 +285,12 @@ class Daemon:
         wait = scheduler.idle_seconds
         self.wake.clear()
         if not (self.stop.is_set() or self.reload_requested):
-            self.source.wait(max(0.5, wait if wait is not None else 1.0), self.wake)
+            seconds = max(0.5, wait if wait is not None else 1.0)
+            try:  # a fault while waiting counts toward telling the admin, too
+                self.source.wait(seconds, self.wake)
+            except TransientError as exc:
+                self._inbox_down(exc)
+                raise
 
     def _install_signals(self) -> None:
         def stop(signum: int, _frame: FrameType | None) -> None:
@@ -242,6 +309,7 @@ class Daemon:
     def close(self) -> None:
         self.source.close()
         self.transport.close()
+        self.lock.release()
         self.db.close()
 
 
@@ -258,3 +326,13 @@ def notify(state: str) -> None:
             sock.sendall(state.encode())
         except OSError as exc:
             log.debug("sd_notify failed: %s", exc)
+
+
+def _first_start(db: Database, clock: Clock) -> datetime:
+    """When mailroom first started on this database (recorded now if this is that start)."""
+    with db.transaction() as session:
+        state = session.get(State, "first_start")
+        if state is None:
+            state = State(name="first_start", value=clock.now().isoformat(), at=clock.now())
+            session.add(state)
+        return datetime.fromisoformat(state.value)

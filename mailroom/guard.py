@@ -6,14 +6,19 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from mailroom import thread
 from mailroom.config import Service
 from mailroom.parse import Inbound
 
-ROBOT_LOCAL_PARTS = ("mailer-daemon", "postmaster")
-NO_REPLY = re.compile(r"^(?:no-?reply|do-?not-?reply|mailer-daemon|postmaster|bounces?)\b",
-                      re.IGNORECASE)
+NO_REPLY = re.compile(
+    r"^(?:no[-_.]?reply|do[-_.]?not[-_.]?reply|mailer-daemon|post_?master|bounces?)(?:\b|_)",
+    re.IGNORECASE)
 BULK_PRECEDENCE = ("bulk", "list", "junk")
 ROBOT_HEADERS = ("x-autoreply", "x-autorespond", "x-auto-response-suppress")
+FAILING = ("fail", "softfail")
+MAX_HOPS = 100  # Received headers; RFC 5321 asks a loop threshold of at least 100
+LIST_HEADERS = ("list-id", "list-unsubscribe", "list-post", "mailing-list", "x-mlserver",
+                "x-ml-name")
 AUTO_REPLY_SUBJECTS = ("auto reply:", "automatic reply:", "autoreply:", "auto-reply:",
                        "out of office", "balasan otomatis")
 
@@ -38,9 +43,30 @@ def no_sender(inbound: Inbound, service: Service) -> str | None:
     return None if inbound.sender else "no sender address"
 
 
-def mailer_daemon(inbound: Inbound, service: Service) -> str | None:
+def delivery_report(inbound: Inbound, service: Service) -> str | None:
+    """A bounce, known by its structure (parse reads it), whoever sent it."""
+    delivery = inbound.delivery
+    if delivery is None:
+        return None
+    return f"a bounce: {delivery}" if delivery.failed else f"a delay report: {delivery}"
+
+
+def too_many_hops(inbound: Inbound, service: Service) -> str | None:
+    """A message that passed through this many servers is looping (RFC 5321, 6.3)."""
+    hops = len(inbound.headers.get("received", ()))
+    return f"{hops} Received headers (a mail loop)" if hops >= MAX_HOPS else None
+
+
+def robot_sender(inbound: Inbound, service: Service) -> str | None:
     local = inbound.sender.partition("@")[0]
-    return f"from {local} (a bounce)" if local in ROBOT_LOCAL_PARTS else None
+    return f"from {local} (no person reads it)" if robot_address(inbound.sender) else None
+
+
+def our_own(inbound: Inbound, service: Service) -> str | None:
+    """Mail this service made, known by the signature in its Message-ID: a loop."""
+    if thread.ours(inbound.message_id, service):
+        return "our own mail came back (a loop)"
+    return None
 
 
 def auto_submitted(inbound: Inbound, service: Service) -> str | None:
@@ -57,11 +83,6 @@ def null_return_path(inbound: Inbound, service: Service) -> str | None:
     return "null return path (Return-Path: <>)" if inbound.header("return-path") == "<>" else None
 
 
-def delivery_report(inbound: Inbound, service: Service) -> str | None:
-    content_type = inbound.header("content-type").lower()
-    return "a delivery report (multipart/report)" if "multipart/report" in content_type else None
-
-
 def robot_header(inbound: Inbound, service: Service) -> str | None:
     found = [name for name in ROBOT_HEADERS if inbound.header(name)]
     return f"auto-reply header {found[0]}" if found else None
@@ -73,7 +94,8 @@ def auto_reply_subject(inbound: Inbound, service: Service) -> str | None:
 
 
 def mailing_list(inbound: Inbound, service: Service) -> str | None:
-    return "from a mailing list (List-Id)" if inbound.header("list-id") else None
+    found = [name for name in LIST_HEADERS if inbound.header(name)]
+    return f"from a mailing list ({found[0]})" if found else None
 
 
 def own_address(inbound: Inbound, service: Service) -> str | None:
@@ -102,8 +124,9 @@ def inside(address: str, service: Service) -> bool:
 
 
 CHECKS: tuple[Check, ...] = (
-    no_sender, mailer_daemon, auto_submitted, precedence, null_return_path, delivery_report,
-    robot_header, auto_reply_subject, mailing_list, own_address, stranger,
+    our_own, delivery_report, too_many_hops, no_sender, robot_sender, auto_submitted,
+    precedence, null_return_path, robot_header, auto_reply_subject, mailing_list, own_address,
+    stranger,
 )
 
 
@@ -124,11 +147,45 @@ def authenticated(inbound: Inbound, authserv_ids: tuple[str, ...]) -> bool:
     The passing domain must be the sender's domain or a parent of it.
     """
     domain = inbound.sender.rpartition("@")[2]
+    ours = _our_results(inbound, authserv_ids)
+    return ours is not None and any(_aligned(d, domain) for d in _passing_domains(ours[1]))
+
+
+def unverified(inbound: Inbound, service: Service) -> str:
+    """Why a sender claiming an allowed domain may not be who they say, or '' (verified, or
+    no server of ours judged it): our server saw DMARC fail, or both SPF and DKIM fail."""
+    if not (service.authserv_ids and service.allowed_domains and inside(inbound.sender, service)):
+        return ""
+    ours = _our_results(inbound, service.authserv_ids)
+    if ours is None:
+        return ""
+    server, results = ours
+    found = _results(results)
+    domain = inbound.sender.rpartition("@")[2]
+    if found.get("dmarc") == "fail":
+        return f"unverified sender: {domain} failed DMARC at {server}"
+    if "dmarc" not in found and found.get("spf") in FAILING and found.get("dkim", "none") != "pass":
+        return f"unverified sender: {domain} failed SPF and DKIM at {server}"
+    return ""
+
+
+def _our_results(inbound: Inbound, authserv_ids: tuple[str, ...]) -> tuple[str, str] | None:
+    """The topmost Authentication-Results written by one of our servers: (server, results)."""
     for header in inbound.headers.get("authentication-results", ()):
         server, _, results = header.partition(";")
         if server.split()[:1] and server.split()[0].lower() in authserv_ids:
-            return any(_aligned(d, domain) for d in _passing_domains(results))
-    return False
+            return server.split()[0].lower(), results
+    return None
+
+
+def _results(results: str) -> dict[str, str]:
+    """{'dmarc': 'fail', 'spf': 'pass', ...}: the first result of each method."""
+    found: dict[str, str] = {}
+    for result in results.split(";"):
+        method, equals, value = result.strip().partition("=")
+        if equals and value.split():
+            found.setdefault(method.strip().lower(), value.split()[0].strip("();").lower())
+    return found
 
 
 def _passing_domains(results: str) -> list[str]:

@@ -2,26 +2,28 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
-from mailroom import guard, parse, rules, thread, workflow
+from mailroom import guard, notices, parse, rules, thread, workflow
 from mailroom.clock import Clock
 from mailroom.config import Config
 from mailroom.errors import MessageError, TransientError
 from mailroom.parse import Inbound
 from mailroom.sources import Item
 from mailroom.store.db import Database
-from mailroom.store.models import Mailbox, Message
+from mailroom.store.models import IntakeAttempt, Mailbox, Message
 
 log = logging.getLogger(__name__)
 
 NEW_REQUEST, REPLY, IGNORED, QUARANTINED = "new_request", "reply", "ignored", "quarantined"
+MAX_ATTEMPTS = 3  # starts on one message that never finished before it is quarantined
 
 
 @dataclass(frozen=True)
@@ -40,48 +42,110 @@ class Outcome:
 
 
 class Intake:
-    """Turns Items into recorded outcomes, one transaction each."""
+    """Turns Items into recorded outcomes, one transaction each.
 
-    def __init__(self, config: Config, ruleset: rules.RuleSet, db: Database, clock: Clock) -> None:
+    `adopt_before`: mail that reached the mailbox before this moment (mailroom's first start,
+    with inbox.adopt: record) is recorded without opening a request or answering anyone.
+    """
+
+    def __init__(self, config: Config, ruleset: rules.RuleSet, db: Database, clock: Clock,
+                 adopt_before: datetime | None = None) -> None:
         self.config, self.ruleset, self.db, self.clock = config, ruleset, db, clock
+        self.adopt_before = adopt_before
 
     def process(self, item: Item) -> Outcome:
         """Record exactly one outcome for `item`; TransientError if the database is unavailable."""
         try:
-            with self.db.transaction() as session:
-                return self._process(session, item)
+            tries = self._attempt(item)
+            if tries > MAX_ATTEMPTS:
+                return self._quarantine(item, f"processing began {tries - 1} times and never "
+                                              "finished: the process died on it each time")
+            return self._process_once(item)
+        except IntegrityError:  # another process recorded the same message meanwhile
+            return self._process_once(item)
         except OperationalError as exc:
             raise TransientError(f"database: {exc.orig}") from exc
+
+    def release(self, message_row: int) -> Outcome:
+        """Run a quarantined message through intake again (after a fix), in place of its
+        quarantine: LookupError if there is no such message, ValueError if not quarantined."""
+        with self.db.transaction() as session:
+            row = session.get(Message, message_row)
+            if row is None or row.direction != "in":
+                raise LookupError(f"no inbound message #{message_row}")
+            if row.outcome != QUARANTINED:
+                raise ValueError(f"message #{message_row} is {row.outcome}, not quarantined")
+            item = Item(raw=row.raw or b"", arrived=row.received_at)
+            session.delete(row)
+            session.flush()
+            return self._process(session, item)
+
+    def _process_once(self, item: Item) -> Outcome:
+        try:
+            with self.db.transaction() as session:
+                outcome = self._process(session, item)
+                _forget_attempts(session, item)
+                return outcome
+        except (IntegrityError, OperationalError):
+            raise
         except Exception as exc:  # a bug or an unforeseen input: shunt the message, go on
             log.exception("quarantining a message after an internal error")
             return self._quarantine(item, f"internal error: {type(exc).__name__}: {exc}")
+
+    def _attempt(self, item: Item) -> int:
+        """Count one more start on `item`, committed before the work begins."""
+        key, now = _attempt_key(item), self.clock.now()
+        with self.db.transaction() as session:
+            attempt = session.get(IntakeAttempt, key)
+            if attempt is None:
+                attempt = IntakeAttempt(key=key, count=0, last_at=now)
+                session.add(attempt)
+            attempt.count, attempt.last_at = attempt.count + 1, now
+            return attempt.count
 
     def _process(self, session: Session, item: Item) -> Outcome:
         _remember_uidvalidity(session, item)
         earlier = _recorded(session, item)
         if earlier is not None:
             return _outcome_of(earlier, repeat=True)
+        if item.truncated or len(item.raw) > self.config.inbox.max_size:
+            return self._too_large(session, item)
         try:
             inbound = parse.parse(item.raw, self.config.service.language)
         except MessageError as exc:
             return _record(session, _message(item, None, QUARANTINED, str(exc), self.clock))
         return self._classify(session, item, inbound)
 
+    def _too_large(self, session: Session, item: Item) -> Outcome:
+        """Quarantined unread; the sender, when a person, is told what happened."""
+        size, limit = item.size or len(item.raw), self.config.inbox.max_size
+        reason = f"too large: {_megabytes(size)} (inbox.max_size is {_megabytes(limit)})"
+        try:
+            inbound: Inbound | None = parse.parse(item.raw, self.config.service.language)
+        except MessageError:
+            inbound = None
+        message = _record_message(session, _message(item, inbound, QUARANTINED, reason,
+                                                     self.clock))
+        if inbound is not None and guard.check(inbound, self.config.service).answer:
+            notices.tell_sender(session, "too_large", inbound, self.config, self.clock.now(),
+                                {"size": _megabytes(size), "limit": _megabytes(limit)})
+        return _outcome_of(message, repeat=False)
+
     def _classify(self, session: Session, item: Item, inbound: Inbound) -> Outcome:
         now = self.clock.now()
         duplicate = _same_message_id(session, inbound.message_id)
         if duplicate is not None:
             reason = f"duplicate of message #{duplicate.id} (same Message-ID)"
-            return _record(session, _message(item, inbound, IGNORED, reason, self.clock))
-        verdict = guard.check(inbound, self.config.service)
+            message = _message(item, inbound, IGNORED, reason, self.clock)
+            message.duplicate_of = duplicate.id
+            return _record(session, message)
+        service = self.config.service
+        verdict = guard.check(inbound, service)
         found = thread.find(session, inbound, self.config)
         if found.request is not None and found.request.department not in self.config.departments:
             workflow.adopt(found.request, self.ruleset.fallback.department or "", now)
         if not verdict.answer:
-            message = _message(item, inbound, IGNORED, verdict.reason, self.clock)
-            if found.request is not None:
-                workflow.record_ignored(found.request, inbound, message, verdict.reason, now)
-            return _record(session, message)
+            return self._unanswered(session, item, inbound, found, verdict.reason, now)
         rating = workflow.survey_answer(found, inbound, self.config)
         if rating is not None:
             message = _message(item, inbound, REPLY, "an answer to the survey", self.clock)
@@ -94,19 +158,45 @@ class Intake:
             return _record(session, message)
         return self._open(session, item, inbound, found, now)
 
+    def _unanswered(self, session: Session, item: Item, inbound: Inbound, found: thread.Thread,
+                    reason: str, now: datetime) -> Outcome:
+        """A message no one may answer: recorded, a bounce applied to the mail it returns, a
+        stranger refused once a day where the config says so."""
+        message = _message(item, inbound, IGNORED, reason, self.clock)
+        if inbound.delivery is not None:
+            bounced = workflow.bounced(session, inbound, message, self.config, now)
+            if bounced is not None:
+                message.reason = f"{reason} (about {bounced.reference})"
+                return _record(session, message)
+        if found.request is not None:
+            workflow.record_ignored(found.request, inbound, message, reason, now)
+        elif self.config.service.outsiders == "refuse" and \
+                not guard.inside(inbound.sender, self.config.service):
+            notices.tell_sender(session, "refusal", inbound, self.config, now, {})
+        return _record(session, message)
+
     def _open(self, session: Session, item: Item, inbound: Inbound, found: thread.Thread,
               now: datetime) -> Outcome:
-        route = rules.route(self.ruleset, inbound, arrival(inbound, now, item.arrived))
+        arrived = arrival(inbound, now, item.arrived)
+        if self.adopt_before is not None and arrived < self.adopt_before:
+            reason = "reached the mailbox before mailroom's first start (inbox.adopt: record)"
+            return _record(session, _message(item, inbound, IGNORED, reason, self.clock))
+        unverified = guard.unverified(inbound, self.config.service)
+        if unverified and self.config.service.unverified == "quarantine":
+            return _record(session, _message(item, inbound, QUARANTINED, unverified, self.clock))
+        route = rules.route(self.ruleset, inbound, arrived)
         if route.ignore is not None:
             reason = f"rule {route.rule!r}: {route.ignore}"
             return _record(session, _message(item, inbound, IGNORED, reason, self.clock))
         message = _message(item, inbound, NEW_REQUEST, f"rule {route.rule!r}", self.clock)
-        workflow.open_request(session, inbound, message, route, self.config, now, found)
+        workflow.open_request(session, inbound, message, route, self.config, now, found,
+                              unverified)
         return _record(session, message)
 
     def _quarantine(self, item: Item, reason: str) -> Outcome:
         try:
             with self.db.transaction() as session:
+                _forget_attempts(session, item)
                 return _record(session, _message(item, None, QUARANTINED, reason, self.clock))
         except OperationalError as exc:
             raise TransientError(f"database: {exc.orig}") from exc
@@ -124,6 +214,20 @@ def _remember_uidvalidity(session: Session, item: Item) -> None:
         known.uidvalidity = item.uidvalidity
 
 
+def _attempt_key(item: Item) -> str:
+    """Which message an attempt is on: its place in the mailbox, else its bytes."""
+    where = f"{item.mailbox}\0{item.uidvalidity}\0{item.uid}" if item.mailbox else None
+    return hashlib.sha256(where.encode() if where else item.raw).hexdigest()
+
+
+def _forget_attempts(session: Session, item: Item) -> None:
+    session.execute(delete(IntakeAttempt).where(IntakeAttempt.key == _attempt_key(item)))
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / 1024**2:.1f} MB"
+
+
 def _recorded(session: Session, item: Item) -> Message | None:
     if item.mailbox is None:
         return None
@@ -133,8 +237,10 @@ def _recorded(session: Session, item: Item) -> Message | None:
 
 
 def _same_message_id(session: Session, message_id: str) -> Message | None:
+    """The first copy of an inbound Message-ID, if one was recorded."""
     return session.scalars(select(Message).where(
-        Message.direction == "in", Message.message_id == message_id).limit(1)).first()
+        Message.direction == "in", Message.message_id == message_id,
+        Message.duplicate_of.is_(None)).limit(1)).first()
 
 
 def arrival(inbound: Inbound | None, now: datetime, delivered: datetime | None = None
@@ -162,9 +268,16 @@ def _message(item: Item, inbound: Inbound | None, outcome: str, reason: str,
 
 
 def _record(session: Session, message: Message) -> Outcome:
+    return _outcome_of(_record_message(session, message), repeat=False)
+
+
+def _record_message(session: Session, message: Message) -> Message:
+    if message.outcome == QUARANTINED and message.duplicate_of is None:
+        first = _same_message_id(session, message.message_id)  # the same bytes once more
+        message.duplicate_of = first.id if first is not None else None
     session.add(message)
     session.flush()
-    return _outcome_of(message, repeat=False)
+    return message
 
 
 def _outcome_of(message: Message, repeat: bool) -> Outcome:

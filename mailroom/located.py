@@ -18,6 +18,13 @@ ADDRESS = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
 SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(b|kb|mb|gb)?\s*$", re.IGNORECASE)
 SIZE_UNITS = {"b": 1, "kb": 1024, "mb": 1024**2, "gb": 1024**3}
 DURATION = re.compile(r"^\s*(?:(\d+)\s*w)?\s*(?:(\d+)\s*d)?\s*(?:(\d+)\s*h)?\s*(?:(\d+)\s*m)?\s*$")
+LONGEST = timedelta(days=366)  # a longer target or wait is a slip of the keyboard
+LARGEST = 1024**4  # bytes: 1TB
+MOST = 1_000_000  # the largest whole number a count may be
+DEEPEST = 50  # mappings and lists nested deeper than this are no config
+NODES = 100_000  # values in one file, aliases expanded: more is an alias bomb, not config
+HIDDEN_KEYS = ("password", "secret")  # their values are text as written, never shown
+AS_WRITTEN = tuple(f"tag:yaml.org,2002:{t}" for t in ("int", "float", "bool", "timestamp"))
 REQUIRED: Any = object()
 
 
@@ -78,7 +85,7 @@ def loads(text: str, file: str) -> Any:
     loader = LOADER(text)
     try:
         node = loader.get_single_node()
-        return _convert(loader, node, file) if node is not None else None
+        return _Converter(loader, file).value(node, 1) if node is not None else None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (0, 0)
@@ -91,30 +98,56 @@ def _where(node: yaml.Node, file: str) -> Where:
     return Where(file, node.start_mark.line + 1, node.start_mark.column + 1)
 
 
-def _convert(loader: Any, node: yaml.Node, file: str) -> Any:
-    if isinstance(node, yaml.MappingNode):
-        return _mapping(loader, node, file)
-    if isinstance(node, yaml.SequenceNode):
-        items = Sequence(_convert(loader, item, file) for item in node.value)
-        items.where, items.item_where = _where(node, file), [_where(i, file) for i in node.value]
-        return items
-    try:
-        return loader.construct_object(node, deep=True)
-    except ValueError as exc:  # e.g. an unquoted date that is no date: 2026-12-32
-        raise _where(node, file).error(f"{node.value!r} cannot be read: {exc}",
-                                       "write a date as YYYY-MM-DD, a real day") from None
+class _Converter:
+    """YAML nodes as Mapping/Sequence/scalars, refusing what no admin writes by hand."""
 
+    def __init__(self, loader: Any, file: str) -> None:
+        self.loader, self.file, self.left = loader, file, NODES
 
-def _mapping(loader: Any, node: yaml.MappingNode, file: str) -> Mapping:
-    result = Mapping.empty(_where(node, file))
-    for key_node, value_node in node.value:
-        key = str(loader.construct_object(key_node, deep=True))
-        where = _where(key_node, file)
-        if key in result:
-            raise where.error(f"duplicate key {key!r}", "each key may appear once in a mapping")
-        result[key] = _convert(loader, value_node, file)
-        result.key_where[key] = where
-    return result
+    def value(self, node: yaml.Node, depth: int, hidden: bool = False) -> Any:
+        self._count(node, depth)
+        if isinstance(node, yaml.MappingNode):
+            return self.mapping(node, depth)
+        if isinstance(node, yaml.SequenceNode):
+            items = Sequence(self.value(item, depth + 1, hidden) for item in node.value)
+            items.where = _where(node, self.file)
+            items.item_where = [_where(i, self.file) for i in node.value]
+            return items
+        return self.scalar(node, hidden)
+
+    def _count(self, node: yaml.Node, depth: int) -> None:
+        self.left -= 1
+        if self.left < 0:
+            raise _where(node, self.file).error(
+                f"more than {NODES} values", "is an alias (*name) repeated over and over?")
+        if depth > DEEPEST:
+            raise _where(node, self.file).error(
+                f"lists or mappings nested more than {DEEPEST} deep",
+                "close the brackets you opened")
+
+    def scalar(self, node: yaml.Node, hidden: bool) -> Any:
+        if hidden and node.tag in AS_WRITTEN:  # a password 0123 is '0123', not the number 83
+            return node.value
+        try:
+            return self.loader.construct_object(node, deep=True)
+        except (ValueError, OverflowError) as exc:  # an unquoted date that is none: 2026-12-32
+            raise _where(node, self.file).error(f"{node.value!r} cannot be read: {exc}",
+                                                "write a date as YYYY-MM-DD, a real day") from None
+
+    def mapping(self, node: yaml.MappingNode, depth: int) -> Mapping:
+        result = Mapping.empty(_where(node, self.file))
+        for key_node, value_node in node.value:
+            where = _where(key_node, self.file)
+            if not isinstance(key_node, yaml.ScalarNode):
+                raise where.error("a key must be a word, not a list or mapping",
+                                  "write 'key: value'")
+            key = str(self.scalar(key_node, False))
+            if key in result:
+                raise where.error(f"duplicate key {key!r}",
+                                  "each key may appear once in a mapping")
+            result[key] = self.value(value_node, depth + 1, key.lower() in HIDDEN_KEYS)
+            result.key_where[key] = where
+        return result
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
@@ -207,14 +240,14 @@ class Section:
     def texts(self, key: str, expect: str) -> tuple[str, ...]:
         return tuple(self.get(key, [], texts, expect))
 
-    def number(self, key: str, default: float) -> Any:
-        return self.get(key, default, _positive, "a positive number")
+    def number(self, key: str, default: float, most: float = 86400.0) -> Any:
+        return self.get(key, default, _positive(most), f"a positive number up to {most:g}")
 
     def integer(self, key: str, default: Any) -> Any:
         return self.get(key, default, _port, "a whole number from 1 to 65535")
 
     def count(self, key: str, default: int, least: int = 1) -> Any:
-        return self.get(key, default, _whole(least), f"a whole number, {least} or more")
+        return self.get(key, default, whole(least), f"a whole number, {least} or more")
 
     def size(self, key: str, default: int) -> Any:
         return self.get(key, default, size, "a size like 500KB or 25MB")
@@ -234,8 +267,11 @@ def parse_duration(text: str) -> timedelta | None:
     match = DURATION.match(str(text))
     if not match or not any(match.groups()):
         return None
-    weeks, days, hours, minutes = (int(g or 0) for g in match.groups())
-    return timedelta(weeks=weeks, days=days, hours=hours, minutes=minutes)
+    try:
+        weeks, days, hours, minutes = (int(g or 0) for g in match.groups())
+        return timedelta(weeks=weeks, days=days, hours=hours, minutes=minutes)
+    except (OverflowError, ValueError):  # more digits than any duration has
+        return timedelta.max
 
 
 def text(value: Any) -> str:
@@ -262,10 +298,13 @@ def addresses(value: Any) -> list[str]:
     return [address(v) for v in _items(value)]
 
 
-def duration(value: Any) -> timedelta:
+def duration(value: Any, longest: timedelta = LONGEST) -> timedelta:
+    """A duration as written ('4h', '1d 4h'), more than nothing and at most `longest`."""
     found = parse_duration(text(value))
     if found is None or found <= timedelta(0):
         raise ValueError("")
+    if found > longest:
+        raise ValueError(f"{text(value)!r} is longer than {longest.days} days")
     written = DURATION.match(text(value))
     assert written is not None
     if int(written.group(3) or 0) * 60 + int(written.group(4) or 0) >= 24 * 60:
@@ -280,21 +319,29 @@ def size(value: Any) -> int:
     match = SIZE.match(str(value))
     if isinstance(value, bool) or not match:
         raise ValueError("")
-    return int(float(match.group(1)) * SIZE_UNITS[(match.group(2) or "b").lower()])
+    found = float(match.group(1)) * SIZE_UNITS[(match.group(2) or "b").lower()]
+    if found > LARGEST:
+        raise ValueError(f"{str(value).strip()!r} is more than 1TB")
+    return int(found)
 
 
-def _whole(least: int) -> Callable[[Any], int]:
+def whole(least: int, most: int = MOST, unit: str = "") -> Callable[[Any], int]:
+    """A check that a value is a whole number from `least` to `most` (of `unit`)."""
     def check(value: Any) -> int:
         if isinstance(value, bool) or not isinstance(value, int) or value < least:
             raise ValueError("")
+        if value > most:
+            raise ValueError(f"{value}{unit} is more than {most}")
         return value
     return check
 
 
-def _positive(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-        raise ValueError("")
-    return float(value)
+def _positive(most: float) -> Callable[[Any], float]:
+    def check(value: Any) -> float:
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= most:
+            raise ValueError("")
+        return float(value)
+    return check
 
 
 def _port(value: Any) -> int:

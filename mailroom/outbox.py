@@ -5,7 +5,9 @@ from __future__ import annotations
 import email.policy
 import logging
 import mailbox
+import os
 import smtplib
+import socket
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,7 +18,7 @@ from pathlib import Path
 from typing import Protocol, TypeVar
 
 import jinja2
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, or_, select, update
 
 from mailroom import compose, parse, workflow
 from mailroom.clock import Clock
@@ -31,6 +33,8 @@ from mailroom.store.models import Outgoing as Queued
 
 log = logging.getLogger(__name__)
 MAX_BACKOFF = timedelta(hours=1)
+CLAIM = timedelta(minutes=10)  # longer than any one send takes, timeouts included
+HELD = "could not compose"
 CARRYING = ("forward", "transfer", "relay", "update")  # mails that carry their message's files
 T = TypeVar("T")
 
@@ -246,57 +250,88 @@ class Flushed:
     deferred: int = 0  # the server is unwell: the rest of the queue waits too
     held: int = 0  # this mail could not be composed: retried after the template is fixed
     failed: int = 0
+    problem: str = ""  # the server refuses us (authentication, sender): an admin must act
 
 
 class Outbox:
-    """Sends what the outbox holds: each mail marked sent only after the server took it."""
+    """Sends what the outbox holds: each mail claimed, then marked sent once the server took it.
+
+    A claim lasts CLAIM; a mail whose sender died while holding it is sent again after that,
+    so a crash can repeat a mail (with its Message-ID, which clients fold) but never lose it.
+    """
 
     def __init__(self, db: Database, config: Config, composer: Composer,
                  transport: Transport, clock: Clock) -> None:
         self.db, self.config, self.composer = db, config, composer
         self.transport, self.clock = transport, clock
+        self.name = f"{socket.gethostname()}:{os.getpid()}"
 
     def flush(self, limit: int = 500) -> Flushed:
         result = Flushed()
-        for row_id in self._due(limit):
-            outcome = self._deliver(row_id)
+        claimed = self._claim(limit)
+        for row_id in claimed:
+            outcome = self._deliver(row_id, result)
             setattr(result, outcome, getattr(result, outcome) + 1)
             if outcome == "deferred":
                 break  # the server is unwell; the rest waits for the next flush
+        self._release(claimed)
         self.transport.close()
         return result
 
-    def _due(self, limit: int) -> list[int]:
+    def _claim(self, limit: int) -> list[int]:
+        """Take the due mails no other sender holds; a claim is one row update each."""
+        now = self.clock.now()
         with self.db.transaction() as session:
-            query = (select(Queued.id).where(Queued.status == "pending",
-                                             Queued.next_attempt_at <= self.clock.now())
-                     .order_by(Queued.id).limit(limit))
-            return list(session.scalars(query))
+            due = list(session.scalars(
+                select(Queued.id).where(Queued.status == "pending",
+                                        Queued.next_attempt_at <= now, _unclaimed(now))
+                .order_by(Queued.id).limit(limit)))
+            taken = []
+            for row_id in due:
+                claim = (update(Queued).where(Queued.id == row_id, Queued.status == "pending",
+                                              _unclaimed(now))
+                         .values(claimed_by=self.name, claimed_until=now + CLAIM))
+                if session.execute(claim).rowcount == 1:  # type: ignore[attr-defined]
+                    taken.append(row_id)
+            return taken
 
-    def _deliver(self, row_id: int) -> str:
+    def _release(self, row_ids: list[int]) -> None:
+        """Give back the claims of mails not sent in this flush (the server was unwell)."""
+        with self.db.transaction() as session:
+            session.execute(update(Queued).where(Queued.id.in_(row_ids),
+                                                 Queued.claimed_by == self.name)
+                            .values(claimed_by="", claimed_until=None))
+
+    def _deliver(self, row_id: int, result: Flushed) -> str:
         with self.db.transaction() as session:
             row = session.get(Queued, row_id)
-            if row is None or row.status != "pending":
-                return "sent"
+            if row is None or row.status != "pending" or row.claimed_by != self.name:
+                return "sent"  # another sender took it meanwhile
             try:
                 message = self._message(row)
-                self.transport.send(_envelope_from(row, self.config), [*row.recipients, *row.cc],
-                                    message)
+            except Exception as exc:  # a template or a requester's file: held, the admin told
+                log.exception("%s could not be composed", row.message_id)
+                self._defer(row, f"{HELD}: {_explained(row, exc)}")
+                return "held"
+            try:
+                refused = self.transport.send(_envelope_from(row, self.config),
+                                              [*row.recipients, *row.cc], message)
             except TransientError as exc:
                 self._defer(row, str(exc))
+                if isinstance(exc, ServerRefused):
+                    result.problem = str(exc)
                 return "deferred"
-            except jinja2.TemplateError as exc:  # an admin can fix the template and reload
-                self._defer(row, f"template {row.language}/{row.template}.j2: {exc}")
-                return "held"
-            except Exception as exc:  # refused for good, or unforeseen: recorded, never lost
+            except PermanentError as exc:  # refused for good: recorded, never lost
                 return self._give_up(row, exc)
-            return self._sent(row)
+            return self._sent(row, refused)
 
     def _message(self, row: Queued) -> EmailMessage:
         return self.composer.compose(self._mail(row))
 
     def _mail(self, row: Queued) -> Mail:
         request = row.request
+        if request is None and not row.department:
+            return self._service_mail(row)
         key = row.department or (request.department if request is not None else "")
         department = self.config.departments.get(key)
         if department is None:
@@ -329,6 +364,16 @@ class Outbox:
             date=row.created_at,
             context=compose.department_context(department, service, row.language, row.detail))
 
+    def _service_mail(self, row: Queued) -> Mail:
+        """A mail about no request: a refusal, a note on a message too large to take."""
+        service = self.config.service
+        return Mail(
+            template=row.template, language=row.language, template_set="",
+            recipients=tuple(row.recipients), cc=(), from_name=service.name,
+            message_id=row.message_id, in_reply_to=row.in_reply_to, reference="",
+            reply_to=service.address, date=row.created_at,
+            context=compose.service_context(service, row.detail))
+
     def _defer(self, row: Queued, error: str) -> None:
         row.attempts += 1
         row.last_error = error
@@ -338,18 +383,35 @@ class Outbox:
 
     def _give_up(self, row: Queued, exc: Exception) -> str:
         row.status, row.last_error, row.attempts = "failed", str(exc), row.attempts + 1
+        row.claimed_by, row.claimed_until = "", None
         _event(row, "mail failed", self.clock.now(), error=str(exc))
         log.error("%s to %s failed for good: %s: %s", row.message_id, row.recipients,
                   type(exc).__name__, exc)
         return "failed"
 
-    def _sent(self, row: Queued) -> str:
+    def _sent(self, row: Queued, refused: dict[str, str]) -> str:
         now = self.clock.now()
         row.status, row.sent_at, row.attempts = "sent", now, row.attempts + 1
-        _event(row, "mail sent", now, template=row.template, to=[*row.recipients, *row.cc])
+        row.claimed_by, row.claimed_until = "", None
+        taken = [a for a in [*row.recipients, *row.cc] if a not in refused]
+        _event(row, "mail sent", now, template=row.template, to=taken)
+        if refused:
+            row.last_error = "refused for " + "; ".join(f"{a}: {r}" for a, r in refused.items())
+            _event(row, "mail refused", now, template=row.template, refused=refused)
+            log.warning("%s: %s", row.message_id, row.last_error)
         about = row.request.reference if row.request else row.department
         log.info("%s %s sent to %s", about, row.template, ", ".join(row.recipients))
         return "sent"
+
+
+def _unclaimed(now: datetime) -> ColumnElement[bool]:
+    return or_(Queued.claimed_until.is_(None), Queued.claimed_until < now)
+
+
+def _explained(row: Queued, exc: Exception) -> str:
+    if isinstance(exc, jinja2.TemplateError):
+        return f"template {row.language}/{row.template}.j2: {exc}"
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _envelope_from(row: Queued, config: Config) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import codecs
 import email
 import email.policy
 import hashlib
@@ -12,12 +13,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from email.header import decode_header
 from email.message import Message
-from email.utils import getaddresses, parseaddr, parsedate_to_datetime
+from email.utils import getaddresses, parsedate_to_datetime
 from typing import Any
 
 import mailparser
 
 from mailroom import language, quotes
+from mailroom.bounce import Delivery
+from mailroom.bounce import read as read_delivery
 from mailroom.errors import MessageError
 from mailroom.htmltext import html_to_text
 
@@ -56,6 +59,7 @@ class Inbound:
     date: datetime | None = None
     received: datetime | None = None  # the topmost Received: header's time: our server's
     size: int = 0
+    delivery: Delivery | None = None  # a bounce: what it says about the mail it returns
 
     def header(self, name: str) -> str:
         """The first value of header `name` (case-insensitive), or ''."""
@@ -88,10 +92,10 @@ def parse(raw: bytes, default_language: str = "id") -> Inbound:
         message_id=_message_id(headers, raw),
         sender=sender,
         sender_name=sender_name,
-        to=_addresses(headers, "to"),
-        cc=_addresses(headers, "cc"),
-        delivered_to=_addresses(headers, "delivered-to") + _addresses(headers, "x-original-to"),
-        subject=" ".join(subject.split()),
+        to=_addresses(message, "to"),
+        cc=_addresses(message, "cc"),
+        delivered_to=_addresses(message, "delivered-to") + _addresses(message, "x-original-to"),
+        subject=one_line(subject),
         text=text,
         new_text=quotes.new_text(text, subject),
         attachments=_attachments(parsed),
@@ -102,6 +106,7 @@ def parse(raw: bytes, default_language: str = "id") -> Inbound:
         date=_date(_first(headers, "date")),
         received=_date(_first(headers, "received").rpartition(";")[2].strip()),
         size=len(raw),
+        delivery=read_delivery(message, sender, subject, text),
     )
 
 
@@ -121,7 +126,7 @@ CHARSET_SUPERSETS = {"gb2312": "gb18030", "gbk": "gb18030", "ks_c_5601-1987": "c
 
 def _decode(value: Any) -> str:
     """A header value as text, whatever encoded-words or raw 8-bit bytes it holds."""
-    raw = str(value).encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    raw = _text(str(value))
     try:
         pieces = decode_header(raw)
     except (ValueError, IndexError, email.errors.HeaderParseError):
@@ -158,22 +163,70 @@ def _message_id(headers: dict[str, tuple[str, ...]], raw: bytes) -> str:
 
 
 def _sender(message: Message) -> tuple[str, str]:
-    """Display name and address of the author, parsed before encoded-words are decoded."""
+    """Display name and address of the author, split before encoded-words are decoded."""
     for name in ("from", "sender", "return-path"):
-        value = str(message.get(name, "")).replace("\r", " ").replace("\n", " ")
-        display, address = parseaddr(value)
-        if "@" in address:
-            return _decode(display).strip(), address.strip().lower()
+        pairs = _pairs(_raw_values(message, name)[:1])
+        if pairs:
+            return pairs[0]
     return "", ""
 
 
-def _addresses(headers: dict[str, tuple[str, ...]], name: str) -> tuple[str, ...]:
-    values = [v.replace("\r", " ").replace("\n", " ") for v in headers.get(name, ())]
+def _addresses(message: Message, name: str) -> tuple[str, ...]:
+    """The addresses of every `name` header, split before encoded-words are decoded."""
+    return tuple(address for _, address in _pairs(_raw_values(message, name)))
+
+
+def _raw_values(message: Message, name: str) -> list[str]:
+    """The undecoded values of header `name`, unfolded: 8-bit bytes kept as surrogates."""
+    return [str(value).replace("\r", " ").replace("\n", " ")
+            for key, value in message.raw_items() if key.lower() == name]
+
+
+def _pairs(values: list[str]) -> list[tuple[str, str]]:
+    """(display name, address) of each mailbox in `values`, the name decoded after the split.
+
+    An encoded-word is display text (RFC 2047 section 5): it stands aside as an opaque
+    atom while the header is split, so the commas, colons and @ it holds split nothing.
+    """
+    words: list[str] = []
+    masked = [ENCODED_WORD.sub(lambda m: _set_aside(words, m.group()), v) for v in values]
     try:
-        pairs = getaddresses(values)
+        pairs = getaddresses(masked)
     except (ValueError, IndexError):
-        pairs = []
-    return tuple(a.strip().lower() for _, a in pairs if "@" in a)
+        return []
+    found = []
+    for display, address in pairs:
+        mailbox = _text(_restore(address, words)).strip().lower()
+        if "@" in mailbox and mailbox.isprintable():
+            found.append((one_line(_decode(_restore(display, words))), mailbox))
+    return found
+
+
+ENCODED_WORD = re.compile(r"=\?[^?\s]+\?[bBqQ]\?[^?\s]*\?=")
+ASIDE = re.compile("\ue000(\\d+)\ue001")  # raw values hold only ASCII and surrogates
+
+
+def _set_aside(words: list[str], word: str) -> str:
+    words.append(word)
+    return f"\ue000{len(words) - 1}\ue001"
+
+
+def _restore(value: str, words: list[str]) -> str:
+    return ASIDE.sub(lambda m: words[int(m.group(1))], value)
+
+
+def _text(value: str) -> str:
+    """A raw header value's 8-bit bytes (kept as surrogates) read as UTF-8."""
+    return value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+JOINERS = "\u200c\u200d"  # zero-width (non-)joiners: part of some scripts and of emoji
+
+
+def one_line(text: str) -> str:
+    """Requester text made safe to show in a header: one line, no control characters."""
+    safe = "".join(c if c.isprintable() or c in JOINERS else " " for c in text)
+    return " ".join(safe.split())
 
 
 def _date(value: str) -> datetime | None:
@@ -217,11 +270,21 @@ def _stdlib_text(message: Message) -> str:
     return ""
 
 
+# codecs that are no mail charset: they refuse "replace", decode in quadratic time, or
+# read escape sequences; text labelled with them is read as UTF-8
+NOT_MAIL_CHARSETS = frozenset({"idna", "punycode", "undefined", "unicode-escape",
+                               "raw-unicode-escape"})
+
+
 def _decode_bytes(payload: bytes, charset: str) -> str:
+    """`payload` as text in `charset` when that is a text encoding Python knows, else UTF-8."""
     try:
-        return payload.decode(charset, "replace")
-    except LookupError:
-        return payload.decode("utf-8", "replace")
+        codec = codecs.lookup(charset).name
+        if codec not in NOT_MAIL_CHARSETS:
+            return payload.decode(codec, "replace")
+    except (LookupError, ValueError):  # unknown, not a text encoding, or a name with NUL
+        pass
+    return payload.decode("utf-8", "replace")
 
 
 def _tidy(text: str) -> str:
@@ -246,8 +309,7 @@ def _attachments(parsed: Any) -> tuple[Attachment, ...]:
 
 def _filename(value: Any) -> str:
     """An attachment's name as one line of printable text: no CR, LF or other controls."""
-    name = "".join(c if c.isprintable() else " " for c in _decode(value or "attachment"))
-    return " ".join(name.split()) or "attachment"
+    return one_line(_decode(value or "attachment")) or "attachment"
 
 
 def _attachment_bytes(item: dict[str, Any]) -> bytes:

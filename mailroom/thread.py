@@ -22,6 +22,8 @@ SUBJECT_TAG = re.compile(rf"\[{REFERENCE}\]", re.IGNORECASE)
 OUR_MESSAGE_ID = re.compile(
     rf"^<({REFERENCE}\.[a-z_]+\.[0-9a-f]+)\.([0-9a-f]{{{SIGNATURE_LENGTH}}})@([^<>@\s]+)>$",
     re.IGNORECASE)
+SIGNED_ID = re.compile(rf"^<([^<>@\s]+)\.([0-9a-f]{{{SIGNATURE_LENGTH}}})@([^<>@\s]+)>$",
+                       re.IGNORECASE)
 
 # How a message was found to continue a request, strongest first.
 ADDRESS, OUR_MESSAGE, THEIR_MESSAGE, SUBJECT = (
@@ -69,9 +71,31 @@ def reply_address(reference: str, service: Service) -> str:
 
 def message_id(reference: str, kind: str, service: Service) -> str:
     """A new Message-ID of ours for a mail about `reference`: random, and signed."""
-    body = f"{reference}.{kind}.{secrets.token_hex(6)}"
+    return _signed_id(f"{reference}.{kind}.{secrets.token_hex(6)}", service)
+
+
+def department_message_id(department: str, kind: str, service: Service) -> str:
+    """A Message-ID for a mail about a whole department (a digest), not one request."""
+    return _signed_id(f"mailroom.{kind}.{department}.{secrets.token_hex(6)}", service)
+
+
+def service_message_id(kind: str, service: Service) -> str:
+    """A Message-ID for a mail about no request at all (a refusal, a note on a lost mail)."""
+    return _signed_id(f"mailroom.{kind}.{secrets.token_hex(6)}", service)
+
+
+def _signed_id(body: str, service: Service) -> str:
     domain = service.address.rpartition("@")[2]
     return f"<{body}.{_sign(body, service, 'message id', SIGNATURE_LENGTH)}@{domain}>"
+
+
+def ours(message_id: str, service: Service) -> bool:
+    """Whether this service made `message_id`: its signature says so, not its domain."""
+    match = SIGNED_ID.match(message_id)
+    if match is None or match.group(3).lower() != service.address.rpartition("@")[2]:
+        return False
+    return hmac.compare_digest(match.group(2).lower(),
+                               _sign(match.group(1), service, "message id", SIGNATURE_LENGTH))
 
 
 def our_reference(message_id: str, service: Service) -> str | None:
@@ -171,8 +195,3 @@ def _requests_of(session: Session, ids: list[str]) -> list[int]:
 def _number(reference: str) -> int:
     return int(reference.partition("-")[2])
 
-
-def department_message_id(department: str, kind: str, service: Service) -> str:
-    """A Message-ID for a mail about a whole department (a digest), not one request."""
-    domain = service.address.rpartition("@")[2]
-    return f"<mailroom.{kind}.{department}.{secrets.token_hex(8)}@{domain}>"

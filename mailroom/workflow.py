@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from mailroom import guard, sla, survey, thread
@@ -22,7 +22,7 @@ from mailroom.thread import CC, REQUESTER, STAFF, Thread
 
 OPEN, WAITING, RESOLVED, CLOSED = "open", "waiting", "resolved", "closed"
 STAFF_TEMPLATES = ("forward", "transfer", "update", "notice", "commands", "escalation",
-                   "reminder")
+                   "reminder", "bounced")
 ALIASES = {"tugaskan": "assign", "tunggu": "waiting", "selesai": "resolve", "alihkan": "transfer",
            "prioritas": "priority", "catatan": "note", "tutup": "close", "buka": "reopen",
            "bantuan": "help"}
@@ -30,6 +30,7 @@ COMMAND_LINE = re.compile(r"^#([^\W\d_]+)\b[\s:]*(.*)$")
 ME = ("me", "saya")
 NOTE_WORDS = 5  # a note this long, repeated whole in a staff reply, stops the relay
 STATUS_COMMANDS = ("waiting", "resolve", "close", "reopen", "transfer")  # one per message
+ACK_WINDOW = timedelta(hours=1)  # service.ack_limit counts acknowledgments in this window
 
 
 @dataclass(frozen=True)
@@ -78,11 +79,14 @@ class Effects:
 # -- opening a request ----------------------------------------------------------------------
 
 def open_request(session: Session, inbound: Inbound, message: Message, route: Route,
-                 config: Config, now: datetime, previous: Thread | None = None) -> Request:
+                 config: Config, now: datetime, previous: Thread | None = None,
+                 unverified: str = "") -> Request:
     """A new request from `message`, its events, and its acknowledgment and forward queued.
 
     `previous` is the thread of an older request it follows up (after that one was closed)
     or only mentions (a stranger quoting a reference); either is linked in the events.
+    `unverified` says why the sender may not be who they claim: the forward says so, and the
+    claimed sender gets no acknowledgment.
     """
     department = config.departments[route.department]
     received = message.received_at or now
@@ -104,8 +108,54 @@ def open_request(session: Session, inbound: Inbound, message: Message, route: Ro
     _event(turn, "opened", message=message.id, message_id=inbound.message_id)
     _event(turn, "routed", **_routing(route))
     _link(turn, previous)
-    _queue(turn, "ack", request.language, (request.requester,))
-    _queue(turn, "forward", config.service.language, (department.address, *route.watchers))
+    quiet = unverified or _too_many_acks(session, request.requester, config, now)
+    if quiet:
+        _event(turn, "not acknowledged", reason=quiet)
+    else:
+        _queue(turn, "ack", request.language, (request.requester,))
+    _queue(turn, "forward", config.service.language, (department.address, *route.watchers),
+           {"unverified": unverified} if unverified else None)
+    return request
+
+
+def _too_many_acks(session: Session, requester: str, config: Config, now: datetime) -> str:
+    """Why `requester` gets no acknowledgment now: as many as ack_limit in the last hour."""
+    limit = config.service.ack_limit
+    if not limit:
+        return ""
+    sent = session.scalar(
+        select(func.count(Outgoing.id)).join(Request, Outgoing.request_id == Request.id)
+        .where(Request.requester == requester, Outgoing.template == "ack",
+               Outgoing.created_at > now - ACK_WINDOW))
+    if (sent or 0) < limit:
+        return ""
+    return f"{requester} had {sent} acknowledgments in the last hour (service.ack_limit {limit})"
+
+
+def bounced(session: Session, inbound: Inbound, message: Message, config: Config,
+            now: datetime) -> Request | None:
+    """A bounce of our mail: that mail is marked failed, the request told, the department too
+    (unless the bounced mail was the department's own); the request it concerns, if any."""
+    delivery = inbound.delivery
+    if delivery is None or not delivery.returned_ids:
+        return None
+    rows = session.scalars(select(Outgoing).where(
+        Outgoing.message_id.in_(delivery.returned_ids))).all()
+    for row in rows if delivery.failed else ():
+        row.status, row.last_error = "failed", f"bounced: {delivery}"
+    about = next((r for r in rows if r.request is not None), None)
+    if about is None or about.request is None:
+        return None
+    row, request = about, about.request
+    turn = Turn(session, request, inbound, message, config, now)
+    request.messages.append(message)
+    said = {"template": row.template, "to": delivery.recipient or ", ".join(row.recipients),
+            "status": delivery.status, "diagnostic": delivery.diagnostic}
+    _event(turn, "mail bounced" if delivery.failed else "mail delayed", **said)
+    department = turn.department
+    if delivery.failed and department is not None and department.address not in row.recipients:
+        _queue(turn, "bounced", config.service.language, (department.address,),
+               {**said, "requester_unreachable": request.requester in row.recipients})
     return request
 
 

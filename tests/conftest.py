@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from tests.servers import Dovecot, SmtpCapture
+from tests.servers import Dovecot, FreezingProxy, SilentListener, SmtpCapture
 
 
 @pytest.fixture
@@ -18,7 +18,7 @@ def dovecot() -> Iterator[Dovecot]:
 
 @pytest.fixture
 def dovecot_factory() -> Iterator[Callable[..., Dovecot]]:
-    """make(idle=..., move=..., tls=..., starttls=...) -> a started Dovecot, stopped at teardown."""
+    """make(idle=, move=, uidplus=, tls=, starttls=) -> a started Dovecot, stopped at teardown."""
     made: list[Dovecot] = []
 
     def make(**options: bool) -> Dovecot:
@@ -30,6 +30,20 @@ def dovecot_factory() -> Iterator[Callable[..., Dovecot]]:
     yield make
     for server in made:
         server.stop()
+
+
+@pytest.fixture
+def proxy(dovecot: Dovecot) -> Iterator[FreezingProxy]:
+    """A FreezingProxy in front of the `dovecot` fixture, forwarding until frozen."""
+    with FreezingProxy(dovecot.port) as running:
+        yield running
+
+
+@pytest.fixture
+def silent_listener() -> Iterator[SilentListener]:
+    """A port that takes TCP connections and never greets."""
+    with SilentListener() as listener:
+        yield listener
 
 
 @pytest.fixture

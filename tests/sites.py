@@ -25,7 +25,13 @@ DEPARTMENTS = textwrap.dedent("""\
 
 def site(folder: Path, inbox: str = "{kind: maildir, path: inbox}",
          outgoing: str = "{kind: maildir, path: outbox}", allowed: str = "[contoh.co.id]") -> Path:
-    """Write a complete installation under `folder`; return its config path."""
+    """Write a complete installation under `folder`; return its config path.
+
+    Its inbox processes mail already waiting at the first start (`adopt: process`) unless
+    `inbox` says otherwise: tests put mail in first, then start.
+    """
+    if "adopt" not in inbox:
+        inbox = inbox.rstrip()[:-1] + ", adopt: process}"
     shutil.copytree(ROOT / "templates" / "emails", folder / "templates")
     shutil.copy(ROOT / "config" / "rules.example.yaml", folder / "rules.yaml")
     config = folder / "mailroom.yaml"
@@ -38,6 +44,7 @@ def site(folder: Path, inbox: str = "{kind: maildir, path: inbox}",
         rules: rules.yaml
         templates: templates
         """) + DEPARTMENTS)
+    config.chmod(0o600)  # it holds the secret
     return config
 
 

@@ -4,27 +4,35 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
+from mailroom import config as config_file
 from mailroom.clock import Clock
 from mailroom.daemon import Daemon
+from mailroom.errors import TransientError
+from mailroom.intake import NEW_REQUEST
+from mailroom.parse import parse
+from mailroom.sources.imap import ImapSource
 from mailroom.store.models import Message, Outgoing, Request
-from tests.servers import Dovecot, SmtpCapture
+from tests.servers import Dovecot, FreezingProxy, SilentListener, SmtpCapture
 from tests.sites import request_mail, site
 
 
-def imap_site(folder: Path, dovecot: Dovecot, smtp: SmtpCapture, **inbox: object) -> Path:
+def imap_site(root: Path, dovecot: Dovecot, smtp: SmtpCapture, **inbox: object) -> Path:
+    """An installation reading `dovecot`'s INBOX; `port=` points it at a proxy in front."""
     settings = {"kind": "imap", "host": dovecot.host, "port": dovecot.port, "security": "none",
                 "username": dovecot.user, "password": dovecot.password,
                 "poll_seconds": 3600, "timeout_seconds": 5, **inbox}
     text = "{" + ", ".join(f"{k}: {v}" for k, v in settings.items()) + "}"
     outgoing = f"{{kind: smtp, host: {smtp.host}, port: {smtp.port}, security: none}}"
-    return site(folder, inbox=text, outgoing=outgoing)
+    return site(root, inbox=text, outgoing=outgoing)
 
 
 def run_once(config: Path) -> Daemon:
@@ -73,8 +81,6 @@ def test_appended_request_is_acknowledged_forwarded_moved_and_recorded(
 
 
 def request_mail_id(dovecot: Dovecot) -> str:
-    from mailroom.parse import parse
-
     (raw,) = dovecot.fetch_all("Processed")
     return parse(raw).message_id
 
@@ -88,13 +94,18 @@ def test_without_move_the_server_gets_copy_delete_expunge(
     assert len(smtp.wait_for(2)) == 2
 
 
-def test_idle_picks_up_new_mail_without_waiting_for_a_poll(
-        tmp_path: Path, dovecot: Dovecot, smtp: SmtpCapture) -> None:
-    with running(imap_site(tmp_path, dovecot, smtp)):
-        smtp.wait_for(0)
+def test_idle_wakes_the_daemon_as_soon_as_mail_arrives(
+        tmp_path: Path, dovecot: Dovecot, proxy: FreezingProxy, smtp: SmtpCapture) -> None:
+    with running(imap_site(tmp_path, dovecot, smtp, port=proxy.port)):
+        wait_until(lambda: proxy.said("server", b"+ idling"), 10.0, "the daemon in IDLE")
+        appended = time.monotonic()
         dovecot.append(request_mail(subject="VPN tidak bisa connect", body="VPN mati sejak pagi"))
-        # well before the poll (an hour) or the daemon's next timer (5 s) could find it
-        arrived = smtp.wait_for(2, timeout=3.0)
+        arrived = smtp.wait_for(2, timeout=10.0)
+        took = time.monotonic() - appended
+    # Left alone, that IDLE would last until the daemon's next timer, about 5 s on; the poll
+    # is an hour away. Only the server's EXISTS, answered by DONE, can end it this early.
+    assert took < 2.5, f"taken {took:.1f} s after it arrived: a timer woke the daemon, not IDLE"
+    assert proxy.said("client", b"DONE")
     assert {c.rcpt_tos[0] for c in arrived} == {"budi@contoh.co.id", "it@contoh.co.id"}
 
 
@@ -168,3 +179,166 @@ def test_starttls_with_a_private_ca(
                        ca_file=str(dovecot.ca_file)))
     assert len(smtp.wait_for(2)) == 2
     assert any(", TLS," in line for line in dovecot.logins())
+
+
+def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    """Poll `condition` until it holds; fail naming `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {timeout} s")
+        time.sleep(0.01)
+
+
+def imap_source(tmp_path: Path, dovecot: Dovecot, smtp: SmtpCapture, **inbox: object
+                ) -> ImapSource:
+    return ImapSource(config_file.load(imap_site(tmp_path, dovecot, smtp, **inbox)).inbox)
+
+
+def count(daemon: Daemon, model: Any, *where: Any) -> int:
+    with daemon.db.transaction() as session:
+        return int(session.scalar(select(func.count()).select_from(model).where(*where)) or 0)
+
+
+def header_block(raw: bytes) -> bytes:
+    return raw[:raw.index(b"\r\n\r\n") + 4]
+
+
+def test_a_message_over_max_size_comes_as_its_header_without_its_body_being_downloaded(
+        tmp_path: Path, dovecot: Dovecot, proxy: FreezingProxy, smtp: SmtpCapture) -> None:
+    dovecot.append(request_mail(subject="Slip gaji"))
+    dovecot.append(request_mail(subject="Scan KTP", body="lampiran " * 300_000))  # 2.7 MB
+    small, large = dovecot.fetch_all()
+    source = imap_source(tmp_path, dovecot, smtp, port=proxy.port, max_size="1MB")
+    whole, header = list(source.fetch())
+    source.close()
+    assert (whole.raw, whole.size, whole.truncated) == (small, len(small), False)
+    assert (header.raw, header.size, header.truncated) == (header_block(large), len(large), True)
+    assert proxy.served_bytes() < 100_000  # the 2.7 MB body never came down
+
+
+def test_mail_that_arrived_before_skip_before_is_neither_downloaded_nor_touched(
+        tmp_path: Path, dovecot: Dovecot, proxy: FreezingProxy, smtp: SmtpCapture) -> None:
+    january, march = (datetime(2026, month, 2, 9, 0, tzinfo=UTC) for month in (1, 3))
+    old = dovecot.append(request_mail(body="lama " * 100_000), arrived=january)  # 500 KB
+    new = dovecot.append(request_mail(subject="baru"), arrived=march)
+    source = imap_source(tmp_path, dovecot, smtp, port=proxy.port)
+    source.skip_before = datetime(2026, 2, 1, tzinfo=UTC)
+    (item,) = list(source.fetch())
+    source.done(item)
+    assert list(source.fetch()) == []
+    source.close()
+    assert (item.uid, item.arrived) == (str(new), march)
+    assert proxy.served_bytes() < 100_000  # the old one's 500 KB never came down
+    assert dovecot.uids("INBOX") == [old]
+    with dovecot.client() as imap:
+        imap.select_folder("INBOX", readonly=True)
+        assert imap.get_flags([old]) == {old: ()}  # not even \Seen
+
+
+def test_a_changed_uidvalidity_repeats_no_outcome_and_takes_the_new_mail(
+        tmp_path: Path, dovecot: Dovecot, smtp: SmtpCapture) -> None:
+    config = imap_site(tmp_path, dovecot, smtp, folder="Requests")
+    dovecot.append(request_mail(subject="first slip gaji"), folder="Requests")
+    crashed = Daemon(config, Clock())
+    crashed.intake.process(next(iter(crashed.source.fetch())))  # committed, never moved
+    crashed.close()
+    before = uidvalidity(dovecot, "Requests")
+    (first,) = dovecot.fetch_all("Requests")
+    with dovecot.client() as imap:  # the mailbox restored from a backup: new UIDVALIDITY
+        imap.delete_folder("Requests")
+        imap.create_folder("Requests")
+    dovecot.append(first, folder="Requests")
+    dovecot.append(request_mail(subject="second slip gaji"), folder="Requests")
+    assert uidvalidity(dovecot, "Requests") != before
+    daemon = run_once(config)
+    assert len(smtp.wait_for(4)) == 4  # the first request's two mails and the second's
+    assert count(daemon, Request) == 2
+    assert count(daemon, Message, Message.outcome == NEW_REQUEST) == 2
+    assert dovecot.uids("Requests") == [] and len(dovecot.uids("Processed")) == 2
+
+
+def uidvalidity(dovecot: Dovecot, folder: str) -> int:
+    with dovecot.client() as imap:
+        return int(imap.folder_status(folder, [b"UIDVALIDITY"])[b"UIDVALIDITY"])
+
+
+def test_without_move_and_uidplus_only_the_processed_message_is_expunged(
+        tmp_path: Path, dovecot_factory: Callable[..., Dovecot], smtp: SmtpCapture) -> None:
+    dovecot = dovecot_factory(move=False, uidplus=False)
+    with dovecot.client() as imap:
+        assert not {b"MOVE", b"UIDPLUS"} & set(imap.capabilities())
+    binned = dovecot.append(request_mail(subject="draft"), flags=["\\Deleted"])
+    dovecot.append(request_mail())
+    (request,) = [raw for raw in dovecot.fetch_all() if b"draft" not in raw]
+    run_once(imap_site(tmp_path, dovecot, smtp))
+    assert len(smtp.wait_for(2)) == 2
+    assert dovecot.uids("INBOX") == [binned]  # someone else's \Deleted mark, kept as it was
+    with dovecot.client() as imap:
+        imap.select_folder("INBOX", readonly=True)
+        assert imap.get_flags([binned]) == {binned: (b"\\Deleted",)}
+    assert dovecot.fetch_all("Processed") == [request]
+
+
+def outcome_within(seconds: float, call: Callable[[], object]) -> object:
+    """What `call` returned or raised; fail if it is still running after `seconds`."""
+    result: list[object] = []
+
+    def attempt() -> None:
+        try:
+            result.append(call())
+        except Exception as exc:
+            result.append(exc)
+
+    thread = threading.Thread(target=attempt, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert result, f"still running after {seconds} s"
+    return result[0]
+
+
+def test_a_server_that_never_greets_is_given_up_within_the_timeout(
+        silent_listener: SilentListener) -> None:
+    server = config_file.Server(silent_listener.host, silent_listener.port, security="none",
+                                username="layanan", timeout_seconds=1)
+    source = ImapSource(config_file.Inbox(kind="imap", server=server))
+    started = time.monotonic()
+    error = outcome_within(5, source.connect)
+    took = time.monotonic() - started
+    assert isinstance(error, TransientError) and "timed out" in str(error)
+    assert 0.9 < took < 2.5 and source.client is None
+
+
+def assert_taken_once(daemon: Daemon, dovecot: Dovecot, smtp: SmtpCapture) -> None:
+    assert len(smtp.messages) == 2 and count(daemon, Message) == 1
+    assert dovecot.uids("INBOX") == [] and len(dovecot.uids("Processed")) == 1
+
+
+def test_a_server_frozen_during_fetch_is_dropped_and_read_anew_after_it_thaws(
+        tmp_path: Path, dovecot: Dovecot, proxy: FreezingProxy, smtp: SmtpCapture) -> None:
+    dovecot.append(request_mail())
+    proxy.freeze_after(b"BODY.PEEK[]")
+    with running(imap_site(tmp_path, dovecot, smtp, port=proxy.port, timeout_seconds=1)
+                 ) as daemon:
+        wait_until(proxy.frozen.is_set, 10.0, "the daemon fetching the message")
+        wait_until(lambda: proxy.hung_up == 1, 5.0, "the daemon dropping the frozen connection")
+        assert smtp.messages == []
+        proxy.thaw()
+        smtp.wait_for(2, timeout=10.0)
+    assert proxy.accepted >= 2
+    assert_taken_once(daemon, dovecot, smtp)
+
+
+def test_a_server_frozen_during_idle_is_dropped_and_read_anew_after_it_thaws(
+        tmp_path: Path, dovecot: Dovecot, proxy: FreezingProxy, smtp: SmtpCapture) -> None:
+    proxy.freeze_after(b"+ idling")
+    with running(imap_site(tmp_path, dovecot, smtp, port=proxy.port, timeout_seconds=1)
+                 ) as daemon:
+        wait_until(proxy.frozen.is_set, 10.0, "the daemon in IDLE")
+        dovecot.append(request_mail())  # its EXISTS is held by the frozen proxy
+        wait_until(lambda: proxy.hung_up == 1, 10.0, "the daemon dropping the silent IDLE")
+        assert smtp.messages == []
+        proxy.thaw()
+        smtp.wait_for(2, timeout=10.0)
+    assert proxy.accepted >= 2
+    assert_taken_once(daemon, dovecot, smtp)

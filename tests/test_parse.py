@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -107,3 +108,90 @@ def test_an_attachment_name_cannot_carry_line_breaks() -> None:
                                      b"filename*=utf-8''nota%0D%0ABcc%3A%20x%40evil.example.pdf")
     (attachment,) = parse(raw).attachments
     assert attachment.filename == "nota Bcc: x@evil.example.pdf"
+
+
+def _raw(*lines: str, body: bytes = b"hi\r\n") -> bytes:
+    return "\r\n".join(lines).encode("utf-8", "surrogateescape") + b"\r\n\r\n" + body
+
+
+SMUGGLING = "=?utf-8?q?a=40evil.example=2C_b=40evil.example?= <x@contoh.co.id>"
+RAW_SPECIALS = "=?utf-8?q?a@evil.example,b@evil.example:?= <x@contoh.co.id>"
+ADDRESS_FIELDS = [("To", "to"), ("Cc", "cc"), ("Delivered-To", "delivered_to"),
+                  ("X-Original-To", "delivered_to")]
+
+
+@pytest.mark.parametrize("value", [SMUGGLING, RAW_SPECIALS], ids=["encoded", "raw-specials"])
+@pytest.mark.parametrize(("header", "field"), ADDRESS_FIELDS, ids=lambda h: str(h))
+def test_an_encoded_word_cannot_smuggle_recipients(header: str, field: str, value: str) -> None:
+    lines = ["From: rina@contoh.co.id", "Subject: x", f"{header}: {value}"]
+    if header != "To":
+        lines.append("To: layanan@contoh.co.id")
+    inbound = parse(_raw(*lines))
+    assert getattr(inbound, field) == ("x@contoh.co.id",)
+    assert not [a for a in inbound.recipients if "evil" in a]
+
+
+@pytest.mark.parametrize("value", [SMUGGLING, RAW_SPECIALS], ids=["encoded", "raw-specials"])
+def test_an_encoded_word_is_the_senders_name_never_the_sender(value: str) -> None:
+    inbound = parse(_raw(f"From: {value}", "To: layanan@contoh.co.id", "Subject: x"))
+    assert inbound.sender == "x@contoh.co.id"
+    assert "@evil.example" in inbound.sender_name
+
+
+def test_recipients_are_split_from_the_raw_header_then_named() -> None:
+    inbound = parse(_raw("From: rina@contoh.co.id", "Subject: x",
+                         'To: "Budi, Ani" <budi@contoh.co.id>,\r\n =?utf-8?q?S=C3=A4ri?= '
+                         "<SARI@contoh.co.id>", "Cc: \udcc3\udca9 <ani@contoh.co.id>"))
+    assert inbound.to == ("budi@contoh.co.id", "sari@contoh.co.id")
+    assert inbound.cc == ("ani@contoh.co.id",)
+
+
+def test_an_address_with_control_characters_is_no_address() -> None:
+    inbound = parse(_raw("From: rina\x07@contoh.co.id", "Sender: ani@contoh.co.id",
+                         "To: a\x00b@contoh.co.id, c@contoh.co.id", "Subject: x"))
+    assert (inbound.sender, inbound.to) == ("ani@contoh.co.id", ("c@contoh.co.id",))
+
+
+HOSTILE = "=?utf-8?q?a=0D=0ABcc:_x@evil?= =?utf-8?q?=00=07=1B[1m=7F=C2=85=E2=80=A8=E2=80=AEz?="
+
+
+def _one_safe_line(text: str) -> bool:
+    return all(c.isprintable() for c in text) and text == " ".join(text.split())
+
+
+def test_requester_text_can_never_become_a_header() -> None:
+    message = _mail(Subject="x", From="x <rina@contoh.co.id>")
+    message.set_content("see attached")
+    message.add_attachment(b"x", maintype="application", subtype="pdf", filename="nota.pdf")
+    raw = (message.as_bytes()
+           .replace(b"Subject: x", f"Subject: {HOSTILE}".encode())
+           .replace(b"From: x <", f"From: {HOSTILE} <".encode())
+           .replace(b'filename="nota.pdf"', f'filename="{HOSTILE}"'.encode()))
+    inbound = parse(raw)
+    (attachment,) = inbound.attachments
+    for text in (inbound.subject, inbound.sender_name, attachment.filename):
+        assert text == "a Bcc: x@evil [1m z", repr(text)
+        assert _one_safe_line(text)
+    assert inbound.sender == "rina@contoh.co.id"
+
+
+def test_names_keep_their_letters_joiners_and_emoji() -> None:
+    name = "Ani\u200dx S\u00e4ri \U0001f600"
+    encoded = "=?utf-8?b?" + base64.b64encode(name.encode()).decode() + "?="
+    inbound = parse(_raw(f"From: {encoded} <ani@contoh.co.id>", f"Subject: {encoded}"))
+    assert inbound.sender_name == inbound.subject == name
+
+
+@pytest.mark.parametrize("charset", ["idna", "punycode", "undefined", "unicode_escape",
+                                     "utf-8\x00", "utf-8\udcff", "rot13", "base64"])
+def test_a_charset_that_is_no_mail_charset_reads_as_utf_8(charset: str) -> None:
+    raw = _raw("From: rina@contoh.co.id", f"Subject: =?{charset}?q?abc-=C3=A9a=5Cx41?=",
+               f"Content-Type: text/plain; charset={charset}", body=b"abc-\xc3\xa9a\\x41\r\n")
+    inbound = parse(raw)
+    assert inbound.subject == "abc-\u00e9a\\x41"
+    assert inbound.text.startswith("abc-")  # the body: mail-parser's, or ours as UTF-8
+
+
+def test_a_punycode_label_is_read_as_utf_8_not_decoded_in_quadratic_time() -> None:
+    raw = _raw("From: rina@contoh.co.id", "Subject: =?punycode?q?abc-aaaa?=")
+    assert parse(raw).subject == "abc-aaaa"

@@ -214,13 +214,18 @@ def _one_header(name: str, value: Any, where: Where, report: Report) -> Conditio
         return None
     kind, operand, _ = spec
     if kind in ("any", "all"):
-        phrases = [words(v) for v in _strings(operand, where, report, "[urgent]")]
+        values = _strings(operand, where, report, "[urgent]")
+        phrases = [p for p in (words(v) for v in values) if p]
+        if len(phrases) < len(values):
+            report.add(where, "a header word needs letters or digits", "use {regex: ...}")
+        if not values or len(phrases) < len(values):
+            return None
         quantifier = all if kind == "all" else any
 
         def test(f: Facts) -> bool:
-            values = [Words.of(v) for v in f.inbound.headers.get(key, ())]
-            return quantifier(any(w.has(p) for w in values) for p in phrases)
-        return Condition(f"header {name} has {kind} of {_shown(operand)}", test)
+            written = [Words.of(v) for v in f.inbound.headers.get(key, ())]
+            return quantifier(any(w.has(p) for w in written) for p in phrases)
+        return Condition(f"header {name} has {kind} of {_shown(values)}", test)
     match = _string_test(kind, operand, where, report)
     return None if match is None else Condition(
         f"header {name} {kind} {operand!r}",
@@ -276,12 +281,17 @@ def _received(value: Any, where: Where, report: Report, known: Known) -> Conditi
 
 def _hours(value: Any, where: Where, report: Report) -> tuple[time, time] | None:
     match = HOURS.match(str(value))
-    if not match or int(match.group(1)) > 24 or int(match.group(3)) > 24:
+    h1, m1, h2, m2 = (int(g) for g in match.groups()) if match else (99, 0, 0, 0)
+    if not (_o_clock(h1, m1) and _o_clock(h2, m2)):
         report.add(where, f"hours {value!r} is not a time span", "e.g. '08:00-17:00'")
         return None
-    h1, m1, h2, m2 = (int(g) for g in match.groups())
     end = time.max if (h2, m2) == (24, 0) else time(h2 % 24, m2)
     return time(h1 % 24, m1), end
+
+
+def _o_clock(hour: int, minute: int) -> bool:
+    """Whether hour:minute is a time of day, 24:00 (the end of the day) included."""
+    return (hour < 24 and minute < 60) or (hour, minute) == (24, 0)
 
 
 def _size(value: Any, where: Where, report: Report, known: Known) -> Condition | None:

@@ -17,9 +17,13 @@ class Item:
     uidvalidity: int | None = None
     uid: str | None = None
     arrived: datetime | None = None  # when it reached the mailbox: the start of the SLA clock
+    size: int | None = None  # the whole message's size in bytes, as the mailbox reports it
+    truncated: bool = False  # larger than the inbox's max_size: `raw` holds only the header
 
 
 class Source(Protocol):
+    skip_before: datetime | None  # mail that arrived earlier is left where it is, unread
+
     def fetch(self) -> Iterator[Item]:
         """Every message waiting now, oldest first."""
         ...

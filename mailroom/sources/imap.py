@@ -1,4 +1,4 @@
-"""The shared IMAP inbox: UID fetch in batches, MOVE after commit, IDLE when offered."""
+"""The shared IMAP inbox: sizes first, UID fetch in batches, MOVE after commit, IDLE if offered."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import socket
 import ssl
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,6 +24,8 @@ log = logging.getLogger(__name__)
 NETWORK_ERRORS = (OSError, ssl.SSLError, IMAPClientError, IMAPClient.AbortError,
                   IMAPClient.Error, socket.timeout)
 IDLE_RENEW_SECONDS = 25 * 60
+DOWNLOAD_BYTES = 32 * 1024**2  # one FETCH of whole messages asks for about this much at most
+DELETED = b"\\Deleted"
 
 
 def tls_context(server: Server) -> ssl.SSLContext:
@@ -38,6 +41,8 @@ class ImapSource:
         self.inbox, self.server = inbox, inbox.server
         self.client: IMAPClient | None = None
         self.uidvalidity = 0
+        self.skip_before: datetime | None = None
+        self._skipped: tuple[tuple[int, datetime | None], set[int]] = ((0, None), set())
         self.name = f"imap:{self.server.username}@{self.server.host}/{inbox.folder}"
 
     def connect(self) -> IMAPClient:
@@ -65,7 +70,7 @@ class ImapSource:
             self._ensure_folder(client, self.inbox.processed_folder)
             selected = client.select_folder(self.inbox.folder)
         except BaseException:
-            _quietly_close(client)
+            _abandon(client)
             raise
         self.uidvalidity = int(selected[b"UIDVALIDITY"])
         log.info("connected to %s (UIDVALIDITY %s)", self.name, self.uidvalidity)
@@ -77,19 +82,58 @@ class ImapSource:
             client.create_folder(folder)
 
     def fetch(self) -> Iterator[Item]:
+        """Messages not marked \\Deleted, oldest first; sizes and dates come before any body."""
         client = self.connect()
-        uids = self._guard(lambda: client.search("ALL"))
+        found = self._guard(lambda: client.search(["NOT", "DELETED"]))
+        skipped = self._skipped_uids()
+        waiting = [uid for uid in sorted(found) if uid not in skipped]
         size = self.inbox.batch_size
-        for start in range(0, len(uids), size):
-            batch = uids[start:start + size]
-            fetched = self._guard(
-                lambda b=batch: client.fetch(b, ["BODY.PEEK[]", "INTERNALDATE"]))
-            for uid in batch:
-                data = fetched.get(uid, {})
-                if data.get(b"BODY[]") is not None:
-                    yield Item(raw=bytes(data[b"BODY[]"]), mailbox=self.name,
-                               uidvalidity=self.uidvalidity, uid=str(uid),
-                               arrived=_aware(data.get(b"INTERNALDATE")))
+        for start in range(0, len(waiting), size):
+            yield from self._fetch_batch(client, waiting[start:start + size])
+
+    def _skipped_uids(self) -> set[int]:
+        """UIDs already found older than `skip_before`: their dates are not asked for again."""
+        key = (self.uidvalidity, self.skip_before)
+        if self._skipped[0] != key:
+            self._skipped = (key, set())
+        return self._skipped[1]
+
+    def _fetch_batch(self, client: IMAPClient, batch: list[int]) -> Iterator[Item]:
+        described = self._guard(lambda: client.fetch(batch, ["RFC822.SIZE", "INTERNALDATE"]))
+        wanted = [Listing.of(uid, described[uid]) for uid in batch if uid in described]
+        wanted = [listing for listing in wanted if not self._skips(listing)]
+        for group in _by_volume(wanted, self.inbox.max_size):
+            yield from self._download(client, group)
+
+    def _skips(self, listing: Listing) -> bool:
+        if self.skip_before is None or listing.arrived is None:
+            return False
+        if listing.arrived >= self.skip_before:
+            return False
+        self._skipped_uids().add(listing.uid)
+        return True
+
+    def _download(self, client: IMAPClient, group: list[Listing]) -> Iterator[Item]:
+        """Whole messages up to max_size; of a larger one only its header block."""
+        large = {e.uid for e in group if e.size > self.inbox.max_size}
+        bodies = self._parts(client, [e.uid for e in group if e.uid not in large], "BODY[]")
+        headers = self._parts(client, sorted(large), "BODY[HEADER]")
+        for listing in group:
+            raw = headers.get(listing.uid) if listing.uid in large else bodies.get(listing.uid)
+            if raw is not None:
+                yield Item(raw=raw, mailbox=self.name, uidvalidity=self.uidvalidity,
+                           uid=str(listing.uid), arrived=listing.arrived, size=listing.size,
+                           truncated=listing.uid in large)
+
+    def _parts(self, client: IMAPClient, uids: list[int], part: str) -> dict[int, bytes]:
+        """`part` (BODY[] or BODY[HEADER]) of each message, read without setting \\Seen."""
+        if not uids:
+            return {}
+        peek = part.replace("BODY", "BODY.PEEK", 1)
+        fetched = self._guard(lambda: client.fetch(uids, [peek]))
+        key = part.encode()
+        return {uid: bytes(data[key]) for uid, data in fetched.items()
+                if data.get(key) is not None}
 
     def done(self, item: Item) -> None:
         """Move the message to the processed folder (COPY + \\Deleted + EXPUNGE without MOVE)."""
@@ -99,13 +143,8 @@ class ImapSource:
         uid, folder = int(item.uid), self.inbox.processed_folder
         if client.has_capability("MOVE"):
             self._guard(lambda: client.move([uid], folder))
-            return
-        self._guard(lambda: client.copy([uid], folder))
-        self._guard(lambda: client.add_flags([uid], [b"\\Deleted"], silent=True))
-        if client.has_capability("UIDPLUS"):
-            self._guard(lambda: client.uid_expunge([uid]))
         else:
-            self._guard(lambda: client.expunge())
+            self._guard(lambda: _copy_and_expunge(client, uid, folder))
 
     def wait(self, seconds: float, stop: StopFlag) -> None:
         client = self.connect()
@@ -121,24 +160,22 @@ class ImapSource:
         if any(_is_change(r) for r in responses):
             return
         client.idle()
-        try:
-            while time.monotonic() < deadline and not stop.is_set():
-                started = time.monotonic()
-                responses = client.idle_check(timeout=1.0)
-                if any(_is_change(r) for r in responses):
-                    return
-                if not responses and time.monotonic() - started < 0.5:
-                    raise ConnectionError("connection closed during IDLE")
-        finally:
-            client.idle_done()
+        _idle_until(client, deadline, stop)
+        client.idle_done()  # a silent server is caught here, by the read timeout
 
     def _guard(self, call: Any) -> Any:
         """Run one IMAP call; a network fault drops the connection and becomes TransientError."""
         try:
             return call()
         except NETWORK_ERRORS as exc:
-            self.close()
+            self._drop()
             raise TransientError(f"IMAP {self.server.host}:{self.server.port}: {exc}") from exc
+
+    def _drop(self) -> None:
+        """Forget a connection that failed: its state is unknown, so no LOGOUT is waited for."""
+        if self.client is not None:
+            _abandon(self.client)
+            self.client = None
 
     def close(self) -> None:
         if self.client is not None:
@@ -146,11 +183,67 @@ class ImapSource:
             self.client = None
 
 
+@dataclass(frozen=True)
+class Listing:
+    """What the server tells of a message before any of it is downloaded."""
+
+    uid: int
+    size: int
+    arrived: datetime | None
+
+    @classmethod
+    def of(cls, uid: int, data: dict[bytes, Any]) -> Listing:
+        return cls(uid, int(data.get(b"RFC822.SIZE", 0)), _aware(data.get(b"INTERNALDATE")))
+
+
+def _by_volume(listings: list[Listing], max_size: int) -> Iterator[list[Listing]]:
+    """Consecutive groups whose whole messages add up to about DOWNLOAD_BYTES at most."""
+    group: list[Listing] = []
+    volume = 0
+    for listing in listings:
+        size = listing.size if listing.size <= max_size else 0
+        if group and volume + size > DOWNLOAD_BYTES:
+            yield group
+            group, volume = [], 0
+        group.append(listing)
+        volume += size
+    if group:
+        yield group
+
+
+def _copy_and_expunge(client: IMAPClient, uid: int, folder: str) -> None:
+    """MOVE by hand; without UIDPLUS, others' \\Deleted marks are lifted around the EXPUNGE."""
+    client.copy([uid], folder)
+    client.add_flags([uid], [DELETED], silent=True)
+    if client.has_capability("UIDPLUS"):
+        client.uid_expunge([uid])
+        return
+    others = [other for other in client.search(["DELETED"]) if other != uid]
+    if others:
+        client.remove_flags(others, [DELETED], silent=True)
+    try:
+        client.expunge()
+    finally:
+        if others:
+            client.add_flags(others, [DELETED], silent=True)
+
+
 def _aware(moment: Any) -> datetime | None:
     """An INTERNALDATE as an aware UTC datetime (the client keeps the server's offset)."""
     if not isinstance(moment, datetime) or moment.tzinfo is None:
         return None
     return moment.astimezone(UTC)
+
+
+def _idle_until(client: IMAPClient, deadline: float, stop: StopFlag) -> None:
+    """Within IDLE: return on a change, at `deadline` or on `stop`; raise if the server left."""
+    while time.monotonic() < deadline and not stop.is_set():
+        started = time.monotonic()
+        responses = client.idle_check(timeout=1.0)
+        if any(_is_change(r) for r in responses):
+            return
+        if not responses and time.monotonic() - started < 0.5:
+            raise ConnectionError("connection closed during IDLE")
 
 
 def _is_change(response: Any) -> bool:
@@ -161,8 +254,12 @@ def _quietly_close(client: IMAPClient) -> None:
     try:
         client.logout()
     except Exception:  # the connection may already be gone; closing must not fail
-        with contextlib.suppress(Exception):
-            client.shutdown()
+        _abandon(client)
+
+
+def _abandon(client: IMAPClient) -> None:
+    with contextlib.suppress(Exception):
+        client.shutdown()
 
 
 def _sleep(seconds: float, stop: StopFlag) -> None:

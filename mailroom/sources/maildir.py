@@ -1,4 +1,4 @@
-"""A Maildir inbox for local runs: processed messages move to its Processed folder."""
+"""A Maildir inbox for local runs: sizes by stat first; processed files move to Processed."""
 
 from __future__ import annotations
 
@@ -7,19 +7,38 @@ import mailbox
 import os
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from mailroom.sources import Item, StopFlag
 
+DEFAULT_MAX_SIZE = 25 * 1024**2
+HEADER_LIMIT = 1024**2  # of an oversized message at most this much is read for its header
+
+
+@dataclass(frozen=True)
+class Delivered:
+    """One message file as listed: its key, where it is, its size and delivery time."""
+
+    key: str
+    path: Path
+    size: int
+    arrived: datetime
+
 
 class MaildirSource:
-    def __init__(self, path: Path, processed_folder: str = "Processed") -> None:
+    def __init__(self, path: Path, processed_folder: str = "Processed",
+                 max_size: int = DEFAULT_MAX_SIZE) -> None:
         self.path = Path(path)
         self.name = f"maildir:{self.path}"
+        self.max_size = max_size
+        self.skip_before: datetime | None = None
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.box = mailbox.Maildir(self.path, create=True)
         self.processed = self._folder(processed_folder)
+        self.processed_path = self.path / f".{processed_folder}"  # Maildir++, as mailbox names it
+        self.listed: dict[str, Delivered] = {}  # every file of the last fetch, skipped ones too
 
     def _folder(self, name: str) -> mailbox.Maildir:
         if name in self.box.list_folders():
@@ -27,38 +46,76 @@ class MaildirSource:
         return self.box.add_folder(name)
 
     def fetch(self) -> Iterator[Item]:
+        """Every file in new/ and cur/, oldest first, but those delivered before skip_before."""
         self.box.clean()
-        delivered = self._delivery_times()
-        for key in sorted(self.box.keys()):
-            try:
-                raw = self.box.get_bytes(key)
-            except KeyError:
+        self.listed = self._list()
+        for key in sorted(self.listed):
+            delivered = self.listed[key]
+            if self.skip_before is not None and delivered.arrived < self.skip_before:
                 continue
-            yield Item(raw=raw, mailbox=self.name, uidvalidity=0, uid=key,
-                       arrived=delivered.get(key))
+            item = self._read(delivered)
+            if item is not None:
+                yield item
 
-    def _delivery_times(self) -> dict[str, datetime]:
-        """When each file was delivered: its modification time, as the Maildir format keeps it."""
-        times = {}
+    def _list(self) -> dict[str, Delivered]:
+        """The files there now; a file's modification time is its delivery (Maildir's rule)."""
+        found = {}
         for folder in ("new", "cur"):
             for entry in os.scandir(self.path / folder):
+                if entry.name.startswith("."):
+                    continue
                 with contextlib.suppress(OSError):
-                    key = entry.name.split(mailbox.Maildir.colon)[0]
-                    times[key] = datetime.fromtimestamp(entry.stat().st_mtime, UTC)
-        return times
+                    stat = entry.stat()
+                    key = entry.name.split(self.box.colon)[0]
+                    found[key] = Delivered(key, Path(entry.path), stat.st_size,
+                                           datetime.fromtimestamp(stat.st_mtime, UTC))
+        return found
+
+    def _read(self, delivered: Delivered) -> Item | None:
+        """The file as an Item: whole up to max_size, else only its header block."""
+        truncated = delivered.size > self.max_size
+        try:
+            raw = _header_block(delivered.path) if truncated else delivered.path.read_bytes()
+        except FileNotFoundError:  # taken away since it was listed
+            return None
+        return Item(raw=raw, mailbox=self.name, uidvalidity=0, uid=delivered.key,
+                    arrived=delivered.arrived, size=delivered.size, truncated=truncated)
 
     def done(self, item: Item) -> None:
-        if item.uid is None or item.uid not in self.box:
+        """Move the file itself (whole, with its time) into the Processed folder."""
+        delivered = self.listed.pop(item.uid, None) if item.uid is not None else None
+        if delivered is None:
             return
-        self.processed.add(item.raw)
-        self.box.discard(item.uid)
+        place = self.processed_path / delivered.path.parent.name / delivered.path.name
+        with contextlib.suppress(FileNotFoundError):  # moved already
+            delivered.path.rename(place)
 
     def wait(self, seconds: float, stop: StopFlag) -> None:
+        """Return when a file not listed by the last fetch is delivered, or after `seconds`."""
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline and not stop.is_set():
             time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
-            if any(True for _ in (self.path / "new").iterdir()):
+            if any(self._unlisted(entry.name) for entry in os.scandir(self.path / "new")):
                 return
+
+    def _unlisted(self, name: str) -> bool:
+        return not name.startswith(".") and name.split(self.box.colon)[0] not in self.listed
 
     def close(self) -> None:
         self.box.close()
+
+
+def _header_block(path: Path) -> bytes:
+    """The lines of a message file up to and including the blank line ending its header."""
+    lines: list[bytes] = []
+    read = 0
+    with path.open("rb") as file:
+        while read < HEADER_LIMIT:
+            line = file.readline(HEADER_LIMIT - read)
+            if not line:
+                break
+            lines.append(line)
+            read += len(line)
+            if line in (b"\n", b"\r\n"):
+                break
+    return b"".join(lines)

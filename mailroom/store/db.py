@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
+import socket
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -38,8 +42,73 @@ class Database:
         """Bring the schema to the newest migration (safe to run every start)."""
         command.upgrade(_alembic_config(self.engine), "head")
 
+    def lock(self) -> InstanceLock:
+        """The lock one running instance holds; LockedError if another holds it."""
+        return InstanceLock(self)
+
     def close(self) -> None:
         self.engine.dispose()
+
+
+class LockedError(Exception):
+    """Raised when another mailroom instance already works on this database."""
+
+
+class InstanceLock:
+    """One instance at a time on a database: SQLite by a lock file beside it (released by
+    the kernel when the process dies, even by SIGKILL); a server database by an advisory
+    lock held on a connection of its own."""
+
+    ADVISORY_KEY = 0x6D61696C726F6F6D  # "mailroom"
+
+    def __init__(self, db: Database) -> None:
+        self.file: TextIO | None = None
+        self.connection: Connection | None = None
+        if db.is_sqlite:
+            self._lock_file(_lock_path(db.url))
+        else:
+            self._lock_advisory(db.engine)
+
+    def _lock_file(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        stream = path.open("a+", encoding="utf-8")
+        try:
+            fcntl.flock(stream, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            stream.seek(0)
+            holder = stream.read().strip() or "unknown"
+            stream.close()
+            raise LockedError(f"another mailroom instance ({holder}) holds {path}") from None
+        stream.seek(0)
+        stream.truncate()
+        stream.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
+        stream.flush()
+        self.file = stream
+
+    def _lock_advisory(self, engine: Engine) -> None:
+        connection = engine.connect()
+        taken = connection.execute(text("SELECT pg_try_advisory_lock(:key)"),
+                                   {"key": self.ADVISORY_KEY}).scalar()
+        if not taken:
+            connection.close()
+            raise LockedError("another mailroom instance holds this database's advisory lock")
+        self.connection = connection
+
+    def release(self) -> None:
+        if self.file is not None:
+            fcntl.flock(self.file, fcntl.LOCK_UN)
+            self.file.close()
+            self.file = None
+        if self.connection is not None:
+            self.connection.close()  # ends the session, and with it the advisory lock
+            self.connection = None
+
+
+def _lock_path(url: str) -> Path:
+    database = make_url(url).database
+    if not database or database == ":memory:":
+        return Path(tempfile.gettempdir()) / f"mailroom-{os.getpid()}.lock"
+    return Path(database).with_name(Path(database).name + ".lock")
 
 
 def _engine(url: str) -> Engine:

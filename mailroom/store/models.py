@@ -1,4 +1,4 @@
-"""The tables: requests, the messages on them, their audit events, the outbox, survey opt-outs."""
+"""The tables: requests, messages, events, the outbox, survey opt-outs, intake attempts, state."""
 
 from __future__ import annotations
 
@@ -9,12 +9,14 @@ from sqlalchemy import (
     JSON,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     String,
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -101,11 +103,19 @@ def reference_of(request_id: int) -> str:
     return f"REQ-{request_id:06d}"
 
 
+FIRST_COPY = text("direction = 'in' AND duplicate_of IS NULL")
+
+
 class Message(Base):
     """One inbound message and its outcome, or one outgoing mail on a request."""
 
     __tablename__ = "messages"
-    __table_args__ = (UniqueConstraint("mailbox", "uidvalidity", "uid", name="uq_messages_source"),)
+    __table_args__ = (
+        UniqueConstraint("mailbox", "uidvalidity", "uid", name="uq_messages_source"),
+        # one first copy of each inbound Message-ID, even with two processes at work
+        Index("uq_messages_first_copy", "message_id", unique=True,
+              sqlite_where=FIRST_COPY, postgresql_where=FIRST_COPY),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     request_id: Mapped[int | None] = mapped_column(ForeignKey("requests.id"), index=True)
@@ -123,6 +133,8 @@ class Message(Base):
     raw: Mapped[bytes | None] = mapped_column(LargeBinary, deferred=True)  # read when needed
     received_at: Mapped[datetime | None] = mapped_column(UtcDateTime)  # reached the mailbox
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    duplicate_of: Mapped[int | None] = mapped_column(Integer)  # an earlier copy, same Message-ID
+    told_admin_at: Mapped[datetime | None] = mapped_column(UtcDateTime)  # of its quarantine
 
     request: Mapped[Request | None] = relationship(back_populates="messages")
 
@@ -179,6 +191,9 @@ class Outgoing(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     next_attempt_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
     sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    claimed_by: Mapped[str] = mapped_column(String(100), default="")  # the instance sending it
+    claimed_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    told_admin_at: Mapped[datetime | None] = mapped_column(UtcDateTime)  # of its failure
 
     request: Mapped[Request | None] = relationship()
     inbound: Mapped[Message | None] = relationship()
@@ -190,4 +205,25 @@ class SurveyOptOut(Base):
     __tablename__ = "survey_optouts"
 
     address: Mapped[str] = mapped_column(String(320), primary_key=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class IntakeAttempt(Base):
+    """How often processing of one inbound message began; a message that keeps killing the
+    process is quarantined after a few tries instead of blocking the inbox."""
+
+    __tablename__ = "intake_attempts"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    count: Mapped[int] = mapped_column(Integer)
+    last_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class State(Base):
+    """One named fact about the service itself: its first start, an ongoing inbox outage."""
+
+    __tablename__ = "state"
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    value: Mapped[Any] = mapped_column(JSON)
     at: Mapped[datetime] = mapped_column(UtcDateTime)
