@@ -86,6 +86,7 @@ class Daemon:
         self.wake = threading.Event()  # set with stop, and by SIGHUP: ends a wait early
         self.reload_requested = False
         self.told_admin = ""
+        self.refused_by_server = ""  # what the SMTP server last refused us for, logged once
         self.refused_mtime = 0.0
         self.inbox_down_since: datetime | None = None
         self.told_inbox_down = False
@@ -193,7 +194,10 @@ class Daemon:
         if result.sent or result.deferred or result.held or result.failed:
             log.info("outbox: %d sent, %d deferred, %d held, %d failed",
                      result.sent, result.deferred, result.held, result.failed)
-        if result.problem and result.problem != self.told_admin:
+        if result.sent and not result.problem:
+            self.refused_by_server = ""
+        if result.problem and result.problem != self.refused_by_server:
+            self.refused_by_server = result.problem
             log.error("the mail server refuses us, so nothing goes out: %s", result.problem)
             self._tell_admin(f"The mail server refuses mailroom's mail: {result.problem}\n\n"
                              "Mail waits in the outbox and is retried with backoff; check "

@@ -265,9 +265,13 @@ class Outbox:
         self.db, self.config, self.composer = db, config, composer
         self.transport, self.clock = transport, clock
         self.name = f"{socket.gethostname()}:{os.getpid()}"
+        self.unwell = 0  # flushes in a row the server failed: the whole queue backs off
+        self.resume_at: datetime | None = None
 
     def flush(self, limit: int = 500) -> Flushed:
         result = Flushed()
+        if self.resume_at is not None and self.clock.now() < self.resume_at:
+            return result
         claimed = self._claim(limit)
         for row_id in claimed:
             outcome = self._deliver(row_id, result)
@@ -276,7 +280,17 @@ class Outbox:
                 break  # the server is unwell; the rest waits for the next flush
         self._release(claimed)
         self.transport.close()
+        self._back_off(result)
         return result
+
+    def _back_off(self, result: Flushed) -> None:
+        """After the server failed, the whole queue waits, longer each time it fails again."""
+        if not result.deferred:
+            self.unwell, self.resume_at = 0, None
+            return
+        self.unwell += 1
+        wait = min(timedelta(seconds=30 * 2 ** min(self.unwell - 1, 10)), MAX_BACKOFF)
+        self.resume_at = self.clock.now() + wait
 
     def _claim(self, limit: int) -> list[int]:
         """Take the due mails no other sender holds; a claim is one row update each."""
