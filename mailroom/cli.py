@@ -27,7 +27,7 @@ from mailroom.intake import QUARANTINED, Intake, Outcome, arrival
 from mailroom.parse import Inbound, parse
 from mailroom.sources.maildir import MaildirSource
 from mailroom.sources.stdin import read_item
-from mailroom.store.db import Database
+from mailroom.store.db import Database, LockedError
 from mailroom.store.models import Event, Message, Request
 from mailroom.store.models import Outgoing as Queued
 
@@ -46,6 +46,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:  # an admin's mistake: systemd must not restart (78)
         print(exc, file=sys.stderr)
         return EX_TEMPFAIL if args.command is ingest else EX_CONFIG
+    except LockedError as exc:  # another instance is at work: try again when it has stopped
+        print(f"mailroom: {exc}; it does this work already", file=sys.stderr)
+        return EX_TEMPFAIL
     except BrokenPipeError:  # output piped into `head` and the like
         sys.stderr.close()
         return 0

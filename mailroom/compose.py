@@ -44,13 +44,12 @@ AUTO_SUBMITTED = {"ack": "auto-replied", "commands": "auto-replied",
                   "survey_thanks": "auto-replied", "refusal": "auto-replied",
                   "too_large": "auto-replied", "relay": "", "update": ""}
 FILENAME_LIMIT = 150  # characters of a cleaned attachment name, its extension included
+DISPLAY_NAME_LIMIT = 200  # characters of the name in From; the line stays within 998
 LEFT_OUT = {"en": ("{count} file could not be attached: {files}",
                    "{count} files could not be attached: {files}"),
             "id": ("{count} berkas tidak dapat dilampirkan: {files}",) * 2}
-# what the email package raises for a name, type or payload it cannot write
+# what the email package raises for a header, name, type or payload it cannot write
 EMAIL_ERRORS = (ValueError, TypeError, LookupError, email.errors.MessageError)
-
-DISPLAY_NAME_LIMIT = 200  # characters of the name in From; the line stays within 998
 
 log = logging.getLogger(__name__)
 

@@ -75,7 +75,8 @@ class Intake:
                 raise LookupError(f"no inbound message #{message_row}")
             if row.outcome != QUARANTINED:
                 raise ValueError(f"message #{message_row} is {row.outcome}, not quarantined")
-            item = Item(raw=row.raw or b"", arrived=row.received_at)
+            item = Item(raw=row.raw or b"", mailbox=row.mailbox, uidvalidity=row.uidvalidity,
+                        uid=row.uid, arrived=row.received_at)
             session.delete(row)
             session.flush()
             return self._process(session, item)

@@ -423,6 +423,8 @@ def _unclaimed(now: datetime) -> ColumnElement[bool]:
 
 
 def _explained(row: Queued, exc: Exception) -> str:
+    if isinstance(exc, compose.ComposeError):
+        return exc.reason
     if isinstance(exc, jinja2.TemplateError):
         return f"template {row.language}/{row.template}.j2: {exc}"
     return f"{type(exc).__name__}: {exc}"

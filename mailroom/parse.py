@@ -27,7 +27,7 @@ from mailroom.htmltext import html_to_text
 log = logging.getLogger(__name__)
 logging.getLogger("mailparser").setLevel(logging.CRITICAL)
 
-MESSAGE_ID = re.compile(r"<[^<>\s]+>")
+MESSAGE_ID = re.compile(r"<[^<>\s]{1,900}>")  # longer ones do not fit the store
 
 
 @dataclass(frozen=True)
@@ -143,7 +143,7 @@ def _decode_piece(piece: bytes | str, charset: str | None) -> str:
 
 def _headers(message: Message) -> dict[str, tuple[str, ...]]:
     headers: dict[str, list[str]] = {}
-    for name, value in message.items():
+    for name, value in message.raw_items():
         headers.setdefault(name.lower(), []).append(_decode(value).strip())
     return {name: tuple(values) for name, values in headers.items()}
 
@@ -163,7 +163,8 @@ def _message_id(headers: dict[str, tuple[str, ...]], raw: bytes) -> str:
 
 
 def _sender(message: Message) -> tuple[str, str]:
-    """Display name and address of the author, split before encoded-words are decoded."""
+    """Display name and address of the author, split before encoded-words are decoded;
+    of two From headers, the first, which every stage reads alike."""
     for name in ("from", "sender", "return-path"):
         pairs = _pairs(_raw_values(message, name)[:1])
         if pairs:
@@ -197,11 +198,12 @@ def _pairs(values: list[str]) -> list[tuple[str, str]]:
     found = []
     for display, address in pairs:
         mailbox = _text(_restore(address, words)).strip().lower()
-        if "@" in mailbox and mailbox.isprintable():
+        if "@" in mailbox and mailbox.isprintable() and len(mailbox) <= MAX_ADDRESS:
             found.append((one_line(_decode(_restore(display, words))), mailbox))
     return found
 
 
+MAX_ADDRESS = 254  # the longest address SMTP can carry (RFC 5321 section 4.5.3.1.3)
 ENCODED_WORD = re.compile(r"=\?[^?\s]+\?[bBqQ]\?[^?\s]*\?=")
 ASIDE = re.compile("\ue000(\\d+)\ue001")  # raw values hold only ASCII and surrogates
 
@@ -216,8 +218,13 @@ def _restore(value: str, words: list[str]) -> str:
 
 
 def _text(value: str) -> str:
-    """A raw header value's 8-bit bytes (kept as surrogates) read as UTF-8."""
-    return value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    """A raw header value's 8-bit bytes (kept as surrogates) read as UTF-8, else as
+    Windows-1252: the two encodings mail clients write unlabelled headers in."""
+    raw = value.encode("utf-8", "surrogateescape")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.decode("cp1252", "replace")
 
 
 JOINERS = "\u200c\u200d"  # zero-width (non-)joiners: part of some scripts and of emoji

@@ -194,6 +194,16 @@ def test_no_value_can_be_marked_safe_for_the_html(tmp_path: Path) -> None:
     assert "safe" in problem.message
 
 
+def test_the_html_block_renders_in_the_sandbox(tmp_path: Path) -> None:
+    edited = template_copy(tmp_path, "ack", "{% block html %}",
+                           "{% block html %}{{ ''.__class__.__mro__ }}")
+    with pytest.raises(ConfigError) as raised:
+        Composer(tmp_path / "templates", SERVICE)
+    (problem,) = raised.value.problems
+    assert (problem.file, problem.line) == (str(edited), line_of(edited, "__mro__"))
+    assert "unsafe" in problem.message
+
+
 def test_a_mistake_in_the_html_block_is_reported_at_its_line(tmp_path: Path) -> None:
     edited = template_copy(tmp_path, "survey", "{% block html %}\n",
                            "{% block html %}\n{{ request.no_such_thing }}\n")

@@ -152,6 +152,13 @@ def test_an_address_with_control_characters_is_no_address() -> None:
     assert (inbound.sender, inbound.to) == ("ani@contoh.co.id", ("c@contoh.co.id",))
 
 
+def test_an_address_longer_than_smtp_carries_is_no_address() -> None:
+    longest = "a" * 241 + "@contoh.co.id"
+    inbound = parse(_raw(f"From: {longest}a", "Sender: ani@contoh.co.id",
+                         f"To: {longest}, b{longest}", "Subject: x"))
+    assert (inbound.sender, inbound.to) == ("ani@contoh.co.id", (longest,))
+
+
 HOSTILE = "=?utf-8?q?a=0D=0ABcc:_x@evil?= =?utf-8?q?=00=07=1B[1m=7F=C2=85=E2=80=A8=E2=80=AEz?="
 
 

@@ -265,6 +265,7 @@ def assert_safe(inbound: Inbound) -> None:
         assert text == " ".join(text.split()), repr(text)
     for address in (inbound.sender, *inbound.recipients):
         assert address == address.strip().lower() and address.isprintable(), repr(address)
+        assert len(address) <= 254, repr(address)
         assert "@" in address or address == inbound.sender == "", repr(address)
 
 
