@@ -12,7 +12,7 @@ from mailroom import config
 from mailroom.clock import Clock
 from mailroom.jobs import Jobs
 from mailroom.store.db import Database, _alembic_config
-from mailroom.store.models import Message, Outgoing, Request
+from mailroom.store.models import Message, Outgoing, Request, State
 from tests.sites import site
 
 
@@ -31,6 +31,12 @@ def test_a_database_with_requests_from_the_first_schema_is_upgraded_whole(
             "INSERT INTO messages (id, request_id, direction, message_id, sender, subject, text,"
             " outcome, reason, created_at) VALUES (1, 1, 'in', '<a@b>', 'budi@contoh.co.id',"
             " 'Slip gaji', 'teks', 'new_request', '', '2026-11-23 02:15:00')",
+            "INSERT INTO messages (id, direction, message_id, sender, subject, text,"
+            " outcome, reason, created_at) VALUES (2, 'in', '<a@b>', 'budi@contoh.co.id',"
+            " 'Slip gaji', 'teks', 'ignored', 'duplicate', '2026-11-23 02:16:00')",
+            "INSERT INTO messages (id, direction, message_id, sender, subject, text, outcome,"
+            " reason, created_at) VALUES (3, 'in', '<junk@x>', '', '', '', 'quarantined',"
+            " 'no mail headers found', '2026-11-23 02:17:00')",
             "INSERT INTO events (request_id, at, kind, actor, detail) VALUES (1,"
             " '2026-11-23 02:15:00', 'opened', 'budi@contoh.co.id', '{}')",
             "INSERT INTO outbox (request_id, template, language, recipients, message_id,"
@@ -52,7 +58,11 @@ def test_a_database_with_requests_from_the_first_schema_is_upgraded_whole(
         assert [e.kind for e in request.events] == ["opened"]
         outgoing = session.scalars(select(Outgoing)).one()
         assert (outgoing.detail, outgoing.cc) == ({}, [])
-        assert session.scalars(select(Message)).one().request_id == 1
+        first, copy, junk = session.scalars(select(Message).order_by(Message.id)).all()
+        assert (first.request_id, first.duplicate_of, copy.duplicate_of) == (1, None, 1)
+        assert junk.told_admin_at is not None  # old problems are not news to the admin
+        started = session.get(State, "first_start")  # the service began with its first mail
+        assert started is not None and started.value == "2026-11-23T02:15:00+00:00"
     with db.engine.connect() as connection:
         assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
     clock = Clock(datetime(2026, 11, 30, 2, 0, tzinfo=UTC))  # the request is days overdue

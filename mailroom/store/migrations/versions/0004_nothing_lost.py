@@ -4,6 +4,8 @@ Revision ID: 0004
 Revises: 0003
 """
 
+from datetime import UTC
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -36,12 +38,21 @@ def upgrade() -> None:
         sa.Column("count", sa.Integer(), nullable=False),
         sa.Column("last_at", sa.DateTime(), nullable=False),
     )
-    op.create_table(
+    state = op.create_table(
         "state",
         sa.Column("name", sa.String(length=100), primary_key=True),
         sa.Column("value", sa.JSON(), nullable=False),
         sa.Column("at", sa.DateTime(), nullable=False),
     )
+    # a service already at work started when its first message came: nothing is "adopted"
+    messages = sa.table("messages", sa.column("created_at", sa.DateTime()))
+    first = op.get_bind().execute(sa.select(sa.func.min(messages.c.created_at))).scalar()
+    if first is not None:
+        op.bulk_insert(state, [{"name": "first_start", "at": first,
+                                "value": first.replace(tzinfo=UTC).isoformat()}])
+    # problems from before the upgrade are not news to anyone
+    op.execute("UPDATE messages SET told_admin_at = created_at WHERE outcome = 'quarantined'")
+    op.execute("UPDATE outbox SET told_admin_at = created_at WHERE status = 'failed'")
 
 
 def downgrade() -> None:
