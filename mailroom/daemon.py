@@ -66,7 +66,7 @@ def known(config: Config, template_sets: frozenset[str]) -> rules.Known:
 def source_for(inbox: Inbox) -> Source:
     if inbox.kind == "maildir":
         assert inbox.path is not None
-        return MaildirSource(inbox.path, "Processed")
+        return MaildirSource(inbox.path, "Processed", inbox.max_size)
     return ImapSource(inbox)
 
 

@@ -29,6 +29,7 @@ class Verdict:
 
     answer: bool
     reason: str = ""
+    check: str = ""  # the name of the check that objected
 
 
 Check = Callable[[Inbound, Service], str | None]
@@ -111,7 +112,7 @@ def is_service_address(address: str, service: Service) -> bool:
 
 
 def stranger(inbound: Inbound, service: Service) -> str | None:
-    if inside(inbound.sender, service):
+    if inside(inbound.sender, service) or service.outsiders == "accept":
         return None
     return f"sender domain {inbound.sender.rpartition('@')[2]!r} is not among allowed_domains"
 
@@ -135,7 +136,7 @@ def check(inbound: Inbound, service: Service) -> Verdict:
     for objection in CHECKS:
         reason = objection(inbound, service)
         if reason:
-            return Verdict(False, reason)
+            return Verdict(False, reason, objection.__name__)
     return Verdict(True)
 
 

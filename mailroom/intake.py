@@ -119,8 +119,8 @@ class Intake:
 
     def _too_large(self, session: Session, item: Item) -> Outcome:
         """Quarantined unread; the sender, when a person, is told what happened."""
-        size, limit = item.size or len(item.raw), self.config.inbox.max_size
-        reason = f"too large: {_megabytes(size)} (inbox.max_size is {_megabytes(limit)})"
+        size, limit = _sizes(item.size or len(item.raw), self.config.inbox.max_size)
+        reason = f"too large: {size} (inbox.max_size is {limit})"
         try:
             inbound: Inbound | None = parse.parse(item.raw, self.config.service.language)
         except MessageError:
@@ -129,7 +129,7 @@ class Intake:
                                                      self.clock))
         if inbound is not None and guard.check(inbound, self.config.service).answer:
             notices.tell_sender(session, "too_large", inbound, self.config, self.clock.now(),
-                                {"size": _megabytes(size), "limit": _megabytes(limit)})
+                                {"size": size, "limit": limit})
         return _outcome_of(message, repeat=False)
 
     def _classify(self, session: Session, item: Item, inbound: Inbound) -> Outcome:
@@ -146,7 +146,7 @@ class Intake:
         if found.request is not None and found.request.department not in self.config.departments:
             workflow.adopt(found.request, self.ruleset.fallback.department or "", now)
         if not verdict.answer:
-            return self._unanswered(session, item, inbound, found, verdict.reason, now)
+            return self._unanswered(session, item, inbound, found, verdict, now)
         rating = workflow.survey_answer(found, inbound, self.config)
         if rating is not None:
             message = _message(item, inbound, REPLY, "an answer to the survey", self.clock)
@@ -160,9 +160,10 @@ class Intake:
         return self._open(session, item, inbound, found, now)
 
     def _unanswered(self, session: Session, item: Item, inbound: Inbound, found: thread.Thread,
-                    reason: str, now: datetime) -> Outcome:
+                    verdict: guard.Verdict, now: datetime) -> Outcome:
         """A message no one may answer: recorded, a bounce applied to the mail it returns, a
-        stranger refused once a day where the config says so."""
+        stranger (a person, not a robot) refused once a day where the config says so."""
+        reason = verdict.reason
         message = _message(item, inbound, IGNORED, reason, self.clock)
         if inbound.delivery is not None:
             bounced = workflow.bounced(session, inbound, message, self.config, now)
@@ -171,8 +172,7 @@ class Intake:
                 return _record(session, message)
         if found.request is not None:
             workflow.record_ignored(found.request, inbound, message, reason, now)
-        elif self.config.service.outsiders == "refuse" and \
-                not guard.inside(inbound.sender, self.config.service):
+        elif verdict.check == "stranger" and self.config.service.outsiders == "refuse":
             notices.tell_sender(session, "refusal", inbound, self.config, now, {})
         return _record(session, message)
 
@@ -180,7 +180,8 @@ class Intake:
               now: datetime) -> Outcome:
         arrived = arrival(inbound, now, item.arrived)
         if self.adopt_before is not None and arrived < self.adopt_before:
-            reason = "reached the mailbox before mailroom's first start (inbox.adopt: record)"
+            reason = (f"adopted: reached the mailbox before {self.adopt_before:%Y-%m-%d %H:%M} "
+                      "UTC, mailroom's first start or inbox.adopt_age ago (inbox.adopt: record)")
             return _record(session, _message(item, inbound, IGNORED, reason, self.clock))
         unverified = guard.unverified(inbound, self.config.service)
         if unverified and self.config.service.unverified == "quarantine":
@@ -225,8 +226,14 @@ def _forget_attempts(session: Session, item: Item) -> None:
     session.execute(delete(IntakeAttempt).where(IntakeAttempt.key == _attempt_key(item)))
 
 
-def _megabytes(size: int) -> str:
-    return f"{size / 1024**2:.1f} MB"
+def _sizes(size: int, limit: int) -> tuple[str, str]:
+    """A size and the limit it passed, in KB or MB, precise enough to tell them apart."""
+    unit, name = (1024**2, "MB") if limit >= 1024**2 else (1024, "KB")
+    for digits in (0, 1, 2, 3):
+        shown = f"{size / unit:.{digits}f} {name}", f"{limit / unit:.{digits}f} {name}"
+        if shown[0] != shown[1]:
+            break
+    return shown
 
 
 def _recorded(session: Session, item: Item) -> Message | None:

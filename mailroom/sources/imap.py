@@ -23,7 +23,9 @@ from mailroom.sources import Item, StopFlag
 log = logging.getLogger(__name__)
 NETWORK_ERRORS = (OSError, ssl.SSLError, IMAPClientError, IMAPClient.AbortError,
                   IMAPClient.Error, socket.timeout)
-IDLE_RENEW_SECONDS = 25 * 60
+# IDLE is ended and begun anew at least this often: the DONE must be answered within the
+# timeout, so a server that went silent is noticed this soon even if nothing else wakes us.
+IDLE_RENEW_SECONDS = 60
 DOWNLOAD_BYTES = 32 * 1024**2  # one FETCH of whole messages asks for about this much at most
 DELETED = b"\\Deleted"
 

@@ -61,15 +61,22 @@ class MaildirSource:
         """The files there now; a file's modification time is its delivery (Maildir's rule)."""
         found = {}
         for folder in ("new", "cur"):
-            for entry in os.scandir(self.path / folder):
-                if entry.name.startswith("."):
-                    continue
-                with contextlib.suppress(OSError):
-                    stat = entry.stat()
-                    key = entry.name.split(self.box.colon)[0]
-                    found[key] = Delivered(key, Path(entry.path), stat.st_size,
-                                           datetime.fromtimestamp(stat.st_mtime, UTC))
+            with os.scandir(self.path / folder) as entries:
+                for entry in entries:
+                    delivered = self._delivered(entry)
+                    if delivered is not None:
+                        found[delivered.key] = delivered
         return found
+
+    def _delivered(self, entry: os.DirEntry[str]) -> Delivered | None:
+        if entry.name.startswith("."):
+            return None
+        try:
+            stat = entry.stat()
+        except OSError:  # taken away meanwhile
+            return None
+        return Delivered(entry.name.split(self.box.colon)[0], Path(entry.path), stat.st_size,
+                         datetime.fromtimestamp(stat.st_mtime, UTC))
 
     def _read(self, delivered: Delivered) -> Item | None:
         """The file as an Item: whole up to max_size, else only its header block."""
@@ -95,8 +102,9 @@ class MaildirSource:
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline and not stop.is_set():
             time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
-            if any(self._unlisted(entry.name) for entry in os.scandir(self.path / "new")):
-                return
+            with os.scandir(self.path / "new") as entries:
+                if any(self._unlisted(entry.name) for entry in entries):
+                    return
 
     def _unlisted(self, name: str) -> bool:
         return not name.startswith(".") and name.split(self.box.colon)[0] not in self.listed
