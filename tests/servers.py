@@ -487,8 +487,10 @@ class FreezingProxy:
         if link is None:
             return
         data = _receive(sock)
-        if sock is link.upstream:
-            self._pass(link, data, link.client) if data else self._close(link)
+        if sock is link.upstream and data:
+            self._pass(link, data, link.client)
+        elif sock is link.upstream:
+            self._close(link)
         elif not data:
             link.client_gone = True
             self.hung_up += 1

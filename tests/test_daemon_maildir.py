@@ -6,6 +6,7 @@ import email
 import email.policy
 import mailbox
 import os
+import re
 import time
 from datetime import timedelta
 from email.message import EmailMessage
@@ -36,8 +37,14 @@ def deliver(config: Path, *raws: bytes) -> None:
 def sent(config: Path) -> list[EmailMessage]:
     box = mailbox.Maildir(config.parent / "outbox", create=True)
     found = [email.message_from_bytes(box.get_bytes(k), policy=email.policy.default)
-             for k in sorted(box.keys())]
+             for k in sorted(box.keys(), key=_written)]
     return [m for m in found if isinstance(m, EmailMessage)]
+
+
+def _written(key: str) -> tuple[int, int, int]:
+    """When a Maildir file was written, from its name: seconds, microseconds, counter."""
+    match = re.match(r"(\d+)\.M(\d+)P\d+Q(\d+)", key)
+    return (int(match.group(1)), int(match.group(2)), int(match.group(3))) if match else (0, 0, 0)
 
 
 def run(config: Path) -> Daemon:

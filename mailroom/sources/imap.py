@@ -44,7 +44,8 @@ class ImapSource:
         self.client: IMAPClient | None = None
         self.uidvalidity = 0
         self.skip_before: datetime | None = None
-        self._skipped: tuple[tuple[int, datetime | None], set[int]] = ((0, None), set())
+        self._skipped: set[int] = set()  # UIDs found older than skip_before
+        self._skipped_under: tuple[int, datetime | None] = (0, None)  # UIDVALIDITY, skip_before
         self.name = f"imap:{self.server.username}@{self.server.host}/{inbox.folder}"
 
     def connect(self) -> IMAPClient:
@@ -94,31 +95,34 @@ class ImapSource:
             yield from self._fetch_batch(client, waiting[start:start + size])
 
     def _skipped_uids(self) -> set[int]:
-        """UIDs already found older than `skip_before`: their dates are not asked for again."""
-        key = (self.uidvalidity, self.skip_before)
-        if self._skipped[0] != key:
-            self._skipped = (key, set())
-        return self._skipped[1]
+        """UIDs already found older than `skip_before`: their dates are not asked for again.
+
+        They stay valid while the mailbox is the same and `skip_before` only moves later.
+        """
+        uidvalidity, cutoff = self._skipped_under
+        if not (uidvalidity == self.uidvalidity and cutoff is not None
+                and self.skip_before is not None and self.skip_before >= cutoff):
+            self._skipped, self._skipped_under = set(), (self.uidvalidity, self.skip_before)
+        return self._skipped
 
     def _fetch_batch(self, client: IMAPClient, batch: list[int]) -> Iterator[Item]:
         described = self._guard(lambda: client.fetch(batch, ["RFC822.SIZE", "INTERNALDATE"]))
-        wanted = [Listing.of(uid, described[uid]) for uid in batch if uid in described]
-        wanted = [listing for listing in wanted if not self._skips(listing)]
+        listings = [Listing.of(uid, described[uid]) for uid in batch if uid in described]
+        self._skipped_uids().update(each.uid for each in listings if self._too_old(each))
+        wanted = [each for each in listings if not self._too_old(each)]
         for group in _by_volume(wanted, self.inbox.max_size):
             yield from self._download(client, group)
 
-    def _skips(self, listing: Listing) -> bool:
-        if self.skip_before is None or listing.arrived is None:
-            return False
-        if listing.arrived >= self.skip_before:
-            return False
-        self._skipped_uids().add(listing.uid)
-        return True
+    def _too_old(self, listing: Listing) -> bool:
+        """Whether it arrived before `skip_before` (a message without a date is not)."""
+        return (self.skip_before is not None and listing.arrived is not None
+                and listing.arrived < self.skip_before)
 
     def _download(self, client: IMAPClient, group: list[Listing]) -> Iterator[Item]:
         """Whole messages up to max_size; of a larger one only its header block."""
-        large = {e.uid for e in group if e.size > self.inbox.max_size}
-        bodies = self._parts(client, [e.uid for e in group if e.uid not in large], "BODY[]")
+        large = {each.uid for each in group if each.size > self.inbox.max_size}
+        bodies = self._parts(client, [each.uid for each in group if each.uid not in large],
+                             "BODY[]")
         headers = self._parts(client, sorted(large), "BODY[HEADER]")
         for listing in group:
             raw = headers.get(listing.uid) if listing.uid in large else bodies.get(listing.uid)
