@@ -17,8 +17,16 @@ BOUNCE_SUBJECTS = re.compile(
     r"tidak (?:dapat|bisa) (?:dikirim|terkirim)|gagal (?:dikirim|terkirim)", re.IGNORECASE)
 DELAYED = re.compile(r"delay|warning|could not send .* for past", re.IGNORECASE)
 BOUNCE_SENDERS = ("mailer-daemon", "postmaster", "post_master", "mail-daemon")
+NO_REPLY = re.compile(
+    r"^(?:no[-_.]?reply|do[-_.]?not[-_.]?reply|mailer-daemon|post_?master|bounces?)(?:\b|_)",
+    re.IGNORECASE)
 FORWARDED = re.compile(r"^\s*(?:fwd?|tr|wg|fw)\s*:", re.IGNORECASE)
 MAX_IDS = 50
+
+
+def robot_address(address: str) -> bool:
+    """An address no person reads: noreply@, do-not-reply@, mailer-daemon@, bounces@ ..."""
+    return bool(NO_REPLY.match(address.partition("@")[0]))
 
 
 @dataclass(frozen=True)
@@ -43,7 +51,7 @@ def read(message: Message, sender: str, subject: str, text: str) -> Delivery | N
     A bounce is known by its structure: a multipart/report or message/delivery-status part
     (RFC 3464); or, for the unstructured kind old servers send, a returned message or an SMTP
     status in the text together with a bounce subject, and never a forward written by a person;
-    or anything from MAILER-DAEMON or postmaster.
+    or anything from MAILER-DAEMON or postmaster, or a returned message from a no-reply address.
     """
     parts = list(message.walk())
     types = {part.get_content_type() for part in parts}
@@ -52,7 +60,8 @@ def read(message: Message, sender: str, subject: str, text: str) -> Delivery | N
         return _structured(reports, parts, text)
     returned = bool(types & set(RETURNED))
     bounce_subject = bool(BOUNCE_SUBJECTS.search(subject)) and not FORWARDED.match(subject)
-    robot = sender.partition("@")[0].lower() in BOUNCE_SENDERS
+    local = sender.partition("@")[0].lower()
+    robot = local in BOUNCE_SENDERS or (returned and robot_address(sender))
     if robot or (bounce_subject and (returned or STATUS.search(text) or SMTP_REPLY.search(text))):
         return _unstructured(parts, subject, text)
     return None

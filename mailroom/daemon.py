@@ -107,6 +107,8 @@ class Daemon:
         self.source = source_for(config.inbox)
         self.transport = transport_for(config.outgoing)
         self._rebuild()
+        if self.outbox.reclaim():
+            log.info("freed the outbox claims of an instance that stopped mid-flush")
 
     def _rebuild(self) -> None:
         s = self.settings

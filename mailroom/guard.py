@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from mailroom import thread
+from mailroom.bounce import BOUNCE_SENDERS
 from mailroom.config import Service
 from mailroom.parse import Inbound
 
-NO_REPLY = re.compile(
-    r"^(?:no[-_.]?reply|do[-_.]?not[-_.]?reply|mailer-daemon|post_?master|bounces?)(?:\b|_)",
-    re.IGNORECASE)
 BULK_PRECEDENCE = ("bulk", "list", "junk")
 ROBOT_HEADERS = ("x-autoreply", "x-autorespond", "x-auto-response-suppress")
 FAILING = ("fail", "softfail")
@@ -35,11 +32,6 @@ class Verdict:
 Check = Callable[[Inbound, Service], str | None]
 
 
-def robot_address(address: str) -> bool:
-    """An address no person reads: noreply@, do-not-reply@, mailer-daemon@, bounces@ ..."""
-    return bool(NO_REPLY.match(address.partition("@")[0]))
-
-
 def no_sender(inbound: Inbound, service: Service) -> str | None:
     return None if inbound.sender else "no sender address"
 
@@ -58,9 +50,10 @@ def too_many_hops(inbound: Inbound, service: Service) -> str | None:
     return f"{hops} Received headers (a mail loop)" if hops >= MAX_HOPS else None
 
 
-def robot_sender(inbound: Inbound, service: Service) -> str | None:
+def bounce_sender(inbound: Inbound, service: Service) -> str | None:
+    """MAILER-DAEMON and postmaster send bounces, even ones whose shape is not recognised."""
     local = inbound.sender.partition("@")[0]
-    return f"from {local} (no person reads it)" if robot_address(inbound.sender) else None
+    return f"from {local} (a bounce)" if local in BOUNCE_SENDERS else None
 
 
 def our_own(inbound: Inbound, service: Service) -> str | None:
@@ -125,7 +118,7 @@ def inside(address: str, service: Service) -> bool:
 
 
 CHECKS: tuple[Check, ...] = (
-    our_own, delivery_report, too_many_hops, no_sender, robot_sender, auto_submitted,
+    our_own, delivery_report, too_many_hops, no_sender, bounce_sender, auto_submitted,
     precedence, null_return_path, robot_header, auto_reply_subject, mailing_list, own_address,
     stranger,
 )

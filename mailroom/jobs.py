@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
-from mailroom import guard, sla, thread, workflow
+from mailroom import bounce, sla, thread, workflow
 from mailroom.clock import Clock
 from mailroom.config import Config, Department
 from mailroom.errors import TransientError
@@ -258,7 +258,7 @@ class Jobs:
         """Why this request gets no survey, or ''."""
         if request.first_response_at is None:
             return "closed without a reply from the department"
-        if guard.robot_address(request.requester):
+        if bounce.robot_address(request.requester):
             return "the requester is a robot"
         if session.get(SurveyOptOut, request.requester) is not None:
             return "the requester asked for no surveys"

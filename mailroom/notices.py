@@ -13,6 +13,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from mailroom import thread
+from mailroom.bounce import robot_address
 from mailroom.clock import Clock
 from mailroom.config import Config, Service
 from mailroom.parse import Inbound
@@ -26,8 +27,10 @@ LISTED = 50  # lines of one kind in one notice; the rest are counted
 
 def tell_sender(session: Session, template: str, inbound: Inbound, config: Config,
                 now: datetime, detail: dict[str, Any]) -> None:
-    """Queue a note to the sender of a message that opened no request; a refusal goes to one
-    address at most once a day."""
+    """Queue a note to the sender of a message that opened no request (never to an address no
+    person reads); a refusal goes to one address at most once a day."""
+    if robot_address(inbound.sender):
+        return
     service = config.service
     key = f"{template}:{inbound.sender}:{now.astimezone(service.zone).date()}" \
         if template == "refusal" else None

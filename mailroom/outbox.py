@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import email.policy
+import hashlib
 import logging
 import mailbox
 import os
 import smtplib
 import socket
 import ssl
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -33,7 +35,8 @@ from mailroom.store.models import Outgoing as Queued
 
 log = logging.getLogger(__name__)
 MAX_BACKOFF = timedelta(hours=1)
-CLAIM = timedelta(minutes=10)  # longer than any one send takes, timeouts included
+CLAIM = timedelta(minutes=10)  # longer than a batch of sends takes, timeouts included
+CLAIM_BATCH = 50  # mails claimed at a time: after a crash, at most these wait for CLAIM
 HELD = "could not compose"
 CARRYING = ("forward", "transfer", "relay", "update")  # mails that carry their message's files
 T = TypeVar("T")
@@ -57,19 +60,35 @@ class Transport(Protocol):
 
 
 class MaildirTransport:
-    """Writes each mail as a file into a Maildir, for local runs and the demo."""
+    """Writes each mail as a file into a Maildir, for local runs and the demo.
+
+    A file's name carries a hash of the mail's Message-ID, and a mail already in the folder
+    is not written again: a mail sent, then sent again after a crash before it was marked
+    sent, arrives once.
+    """
 
     def __init__(self, path: Path) -> None:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        self.box = mailbox.Maildir(Path(path), create=True)
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        mailbox.Maildir(self.path, create=True).close()
+        self.written = {name.partition(":")[0].rpartition(".")[2] for folder in ("new", "cur")
+                        for name in os.listdir(self.path / folder)}
+        self.count = 0
 
     def send(self, envelope_from: str, recipients: list[str],
              message: EmailMessage) -> dict[str, str]:
-        self.box.add(message.as_bytes())
+        key = hashlib.sha256(str(message["Message-ID"]).encode()).hexdigest()[:32]
+        if key in self.written:
+            return {}
+        now, self.count = time.time(), self.count + 1
+        name = f"{int(now)}.M{int(now % 1 * 1e6)}P{os.getpid()}Q{self.count}.{key}"
+        (self.path / "tmp" / name).write_bytes(message.as_bytes())
+        os.rename(self.path / "tmp" / name, self.path / "new" / name)
+        self.written.add(key)
         return {}
 
     def close(self) -> None:
-        self.box.close()
+        pass
 
 
 class SmtpTransport:
@@ -272,16 +291,29 @@ class Outbox:
         result = Flushed()
         if self.resume_at is not None and self.clock.now() < self.resume_at:
             return result
-        claimed = self._claim(limit)
-        for row_id in claimed:
-            outcome = self._deliver(row_id, result)
-            setattr(result, outcome, getattr(result, outcome) + 1)
-            if outcome == "deferred":
-                break  # the server is unwell; the rest waits for the next flush
-        self._release(claimed)
+        taken = 0
+        while taken < limit and not result.deferred:
+            claimed = self._claim(min(CLAIM_BATCH, limit - taken))
+            if not claimed:
+                break
+            taken += len(claimed)
+            for row_id in claimed:
+                outcome = self._deliver(row_id, result)
+                setattr(result, outcome, getattr(result, outcome) + 1)
+                if outcome == "deferred":
+                    break  # the server is unwell; the rest waits for the next flush
+            self._release(claimed)
         self.transport.close()
         self._back_off(result)
         return result
+
+    def reclaim(self) -> int:
+        """Free the claims of senders that died mid-flush (called with the instance lock held,
+        so no other sender is alive); how many were freed."""
+        with self.db.transaction() as session:
+            freed = session.execute(update(Queued).where(Queued.claimed_by != "")
+                                    .values(claimed_by="", claimed_until=None))
+            return int(freed.rowcount)  # type: ignore[attr-defined]
 
     def _back_off(self, result: Flushed) -> None:
         """After the server failed, the whole queue waits, longer each time it fails again."""

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from mailroom import guard, sla, survey, thread
+from mailroom import bounce, guard, sla, survey, thread
 from mailroom.config import Config, Department
 from mailroom.parse import Inbound
 from mailroom.rules import Route
@@ -108,7 +108,8 @@ def open_request(session: Session, inbound: Inbound, message: Message, route: Ro
     _event(turn, "opened", message=message.id, message_id=inbound.message_id)
     _event(turn, "routed", **_routing(route))
     _link(turn, previous)
-    quiet = unverified or _too_many_acks(session, request.requester, config, now)
+    quiet = unverified or _unread(request.requester) or \
+        _too_many_acks(session, request.requester, config, now)
     if quiet:
         _event(turn, "not acknowledged", reason=quiet)
     else:
@@ -116,6 +117,10 @@ def open_request(session: Session, inbound: Inbound, message: Message, route: Ro
     _queue(turn, "forward", config.service.language, (department.address, *route.watchers),
            {"unverified": unverified} if unverified else None)
     return request
+
+
+def _unread(requester: str) -> str:
+    return f"{requester} is an address no person reads" if bounce.robot_address(requester) else ""
 
 
 def _too_many_acks(session: Session, requester: str, config: Config, now: datetime) -> str:

@@ -1,4 +1,4 @@
-"""The daemon killed with SIGKILL at random points records, acknowledges and sends each mail once."""
+"""The daemon killed at random points records, acknowledges and sends each mail exactly once."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from benchmarks.crash import Crashes, Letter, check, deliver, install, letters, 
 from mailroom.clock import Clock
 from mailroom.daemon import Daemon
 
-QUICK = Crashes(max_delay=1.0, early_share=0.2, max_kills=3)
+QUICK = Crashes(max_delay=1.0, early_share=0.2, max_kills=2)
 
 
 @pytest.mark.parametrize("seed", [11, 12])
@@ -27,9 +27,9 @@ def test_a_daemon_killed_at_random_points_doubles_and_loses_nothing(tmp_path: Pa
 def served(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Letter]]:
     """An inbox of 12 mails drained once by the daemon, without a crash."""
     folder = tmp_path_factory.mktemp("served")
-    mails = letters(12, seed=3)
-    deliver(folder, mails)
+    mails = letters(12, seed=1)
     daemon = Daemon(install(folder), Clock())
+    deliver(folder, mails)  # after the first start: mail to answer, not to adopt
     daemon.run_once()
     daemon.close()
     return folder, mails
@@ -71,13 +71,14 @@ def test_a_mail_taken_twice_is_a_duplicate(site: Path, served: tuple[Path, list[
 
 
 def test_a_mail_never_taken_is_lost(site: Path, served: tuple[Path, list[Letter]]) -> None:
-    unread = letters(13, seed=3)[-1]
+    unread = letters(13, seed=1)[-1]
     deliver(site, [unread])
     found = check(site, [*served[1], unread])
     assert unread.kind == "new"
+    requests = sum(m.kind == "new" for m in served[1])
     assert sorted(found.lost) == [
         f"{unread.key} {unread.message_id} ({unread.kind}): no outcome",
         f"{unread.key} {unread.message_id}: not in Processed",
         f"{unread.key}: still in the inbox",
-        "10 requests for 11 new request mails"]
+        f"{requests} requests for {requests + 1} new request mails"]
     assert not found.duplicates

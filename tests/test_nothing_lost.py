@@ -269,3 +269,30 @@ def test_admin_mail_is_recognised_as_our_own_when_it_comes_back(tmp_path: Path) 
     outcomes = daemon.drain()
     daemon.close()
     assert [o.reason for o in outcomes] == ["our own mail came back (a loop)"]
+
+
+def test_claims_left_by_an_instance_killed_mid_flush_are_freed_when_the_next_starts(
+        config: Path) -> None:
+    deliver(config, request_mail())
+    daemon = Daemon(config, Clock())
+    daemon.drain()
+    assert len(daemon.outbox._claim(10)) == 2  # and then the process was killed
+    daemon.close()
+    restarted = Daemon(config, Clock())
+    assert restarted.flush().sent == 2  # at once, not after the claims expire
+    restarted.close()
+
+
+def test_a_mail_written_to_the_maildir_outbox_is_not_written_twice(config: Path) -> None:
+    deliver(config, request_mail())
+    daemon = Daemon(config, Clock())
+    daemon.drain()
+    daemon.flush()
+    with daemon.db.transaction() as session:  # as if killed after writing, before marking
+        for row in session.scalars(select(Outgoing)):
+            row.status, row.sent_at = "pending", None
+    daemon.close()
+    again = Daemon(config, Clock())
+    assert again.flush().sent == 2
+    again.close()
+    assert len(sent(config)) == 2

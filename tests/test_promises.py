@@ -19,7 +19,7 @@ from mailroom.cli import main
 from mailroom.clock import Clock
 from mailroom.daemon import Daemon
 from mailroom.jobs import Jobs
-from mailroom.store.db import Database
+from mailroom.store.db import Database, LockedError
 from mailroom.store.models import Outgoing, Request
 from tests.servers import Dovecot, SmtpCapture
 from tests.sites import request_mail
@@ -326,28 +326,30 @@ def test_no_digest_on_holidays_or_cuti_bersama(office: Office) -> None:
 
 # -- durability ----------------------------------------------------------------------------------
 
-def test_restarts_clock_jumps_and_two_daemons_never_send_one_twice(office: Office) -> None:
+def test_restarts_clock_jumps_and_concurrent_sweeps_never_send_one_twice(office: Office) -> None:
     office.open()
     office.at(wib(2026, 11, 23, 10, 55)).run()  # the 80% reminder
     office.at(wib(2026, 11, 23, 10, 0)).run()  # the clock jumps back
     office.at(wib(2026, 11, 23, 10, 56)).run()  # a restart
     assert len(office.rows("reminder")) == 1
-    db = Database(f"sqlite:///{office.config.parent / 'mailroom.db'}")
-    daemons = [Daemon(office.config, Clock(wib(2026, 11, 23, 11, 20))) for _ in range(2)]
+    daemon = Daemon(office.config, Clock(wib(2026, 11, 23, 11, 20)))
+    with pytest.raises(LockedError):  # a second daemon waits for the first to stop
+        Daemon(office.config, daemon.clock)
+    dbs = [daemon.db, Database(f"sqlite:///{office.config.parent / 'mailroom.db'}")]
     start = threading.Barrier(6)  # six sweeps at once, when a delay and an escalation are due
 
     def sweep(jobs: Jobs) -> None:
         start.wait()
         jobs.sweep()
-    threads = [threading.Thread(target=sweep, args=(Jobs(db, d.settings.config, d.clock),))
-               for d in daemons for _ in range(3)]
+    threads = [threading.Thread(target=sweep, args=(Jobs(db, daemon.settings.config,
+                                                         daemon.clock),))
+               for db in dbs for _ in range(3)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    for daemon in daemons:
-        daemon.close()
-    db.close()
+    daemon.close()
+    dbs[1].close()
     keys = [row.key for row in office.outbox() if row.key]
     assert sorted(keys) == ["1:delay:first_response:20261123T0415Z:0",
                             "1:escalation:first_response:due:0",
