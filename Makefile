@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test lint system-deps benchmark clean
+.PHONY: demo test lint system-deps benchmark crash clean
 
 $(BIN)/mailroom: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,10 @@ test: system-deps lint
 
 benchmark: $(BIN)/mailroom
 	$(BIN)/python benchmarks/routing.py
+
+# SIGKILL the daemon at random points while it drains 500 messages, 20 times (about 15 min)
+crash: $(BIN)/mailroom
+	$(BIN)/python benchmarks/crash.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -159,3 +159,18 @@ def test_plain_mode_replies_to_the_service_address_and_threads_by_message_id(
     ours = thread.message_id("REQ-000001", "relay", plain.service)
     found = thread.find(session, mail(To="layanan@contoh.co.id", In_Reply_To=ours), plain)
     assert found.request is not None and found.trusted
+
+
+def test_every_message_id_we_make_is_known_as_ours_by_its_signature(config: Config) -> None:
+    service = config.service
+    made = [thread.message_id("REQ-000001", "ack", service),
+            thread.department_message_id("hr", "digest", service),
+            thread.service_message_id("refusal", service)]
+    assert all(thread.ours(m, service) for m in made)
+    other_secret = replace(service, secret=config_file.Secret("another secret " * 3))
+    assert not any(thread.ours(m, other_secret) for m in made)  # the signature, not the shape
+    body, _, rest = made[1].partition(".digest.")
+    assert not thread.ours(f"{body}.digest.{rest.replace('hr', 'it', 1)}", service)  # altered
+    # an employee's mail client uses the organisation's domain too: that is not ours
+    assert not thread.ours("<CAF1234.5678@contoh.co.id>", service)
+    assert not thread.ours(f"<x.{'0' * thread.SIGNATURE_LENGTH}@contoh.co.id>", service)
