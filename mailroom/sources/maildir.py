@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from mailroom.config import Inbox
 from mailroom.sources import Item, StopFlag
 
-DEFAULT_MAX_SIZE = 25 * 1024**2
 HEADER_LIMIT = 1024**2  # of an oversized message at most this much is read for its header
 
 
@@ -29,7 +29,7 @@ class Delivered:
 
 class MaildirSource:
     def __init__(self, path: Path, processed_folder: str = "Processed",
-                 max_size: int = DEFAULT_MAX_SIZE) -> None:
+                 max_size: int = Inbox.max_size) -> None:
         self.path = Path(path)
         self.name = f"maildir:{self.path}"
         self.max_size = max_size
