@@ -21,6 +21,7 @@ NO_REPLY = re.compile(
     r"^(?:no[-_.]?reply|do[-_.]?not[-_.]?reply|mailer-daemon|post_?master|bounces?)(?:\b|_)",
     re.IGNORECASE)
 FORWARDED = re.compile(r"^\s*(?:fwd?|tr|wg|fw)\s*:", re.IGNORECASE)
+QUOTED_ID = re.compile(r"(?im)^[ \t>]*message-id:[ \t]*(<[^<>\r\n]*>)")
 MAX_IDS = 50
 
 
@@ -116,20 +117,20 @@ def _value(field: str) -> str:
 
 
 def _returned_ids(parts: list[Message], text: str) -> tuple[str, ...]:
-    """Message-IDs of the returned mail: its headers first, then any the text quotes."""
+    """The Message-ID of the returned mail, from its returned copy or the text quoting it;
+    never its In-Reply-To or References, which name other mails, delivered ones."""
     found: list[str] = []
     for part in parts:
         if part.get_content_type() in RETURNED:
-            found += MESSAGE_ID.findall(_headers_of(part))
-    found += MESSAGE_ID.findall(text)
+            found += MESSAGE_ID.findall(_message_id_of(part))
+    found += MESSAGE_ID.findall("\n".join(QUOTED_ID.findall(text)))
     return tuple(dict.fromkeys(found))[:MAX_IDS]
 
 
-def _headers_of(part: Message) -> str:
+def _message_id_of(part: Message) -> str:
     payload = part.get_payload()
     if isinstance(payload, list):
-        return "\n".join(str(v) for inner in payload if isinstance(inner, Message)
-                         for k, v in inner.items()
-                         if k.lower() in ("message-id", "references", "in-reply-to"))
+        return "\n".join(str(inner.get("message-id", "")) for inner in payload
+                         if isinstance(inner, Message))
     raw = payload if isinstance(payload, str) else ""
-    return raw.split("\n\n", 1)[0]
+    return "\n".join(QUOTED_ID.findall(raw.split("\n\n", 1)[0]))

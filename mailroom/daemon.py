@@ -29,7 +29,7 @@ from mailroom.outbox import Flushed, Outbox, transport_for
 from mailroom.sources import Item, Source
 from mailroom.sources.imap import ImapSource
 from mailroom.sources.maildir import MaildirSource
-from mailroom.store.db import Database, LockedError
+from mailroom.store.db import Database
 from mailroom.store.models import State
 
 log = logging.getLogger(__name__)
@@ -95,17 +95,22 @@ class Daemon:
         self._connect(self.settings.config)
 
     def _connect(self, config: Config) -> None:
-        self.db = Database(config.database_url)
-        if self.db.is_sqlite:
-            self.db.upgrade()
+        """Open the database (holding its lock), the inbox and the way out: all or nothing."""
+        db = Database(config.database_url)
+        lock = None
         try:
-            self.lock = self.db.lock()
-        except LockedError:
-            self.db.close()
+            if db.is_sqlite:
+                db.upgrade()
+            lock = db.lock()
+            self.first_start = _first_start(db, self.clock)
+            self.source = source_for(config.inbox)
+            self.transport = transport_for(config.outgoing)
+        except BaseException:
+            if lock is not None:
+                lock.release()
+            db.close()
             raise
-        self.first_start = _first_start(self.db, self.clock)
-        self.source = source_for(config.inbox)
-        self.transport = transport_for(config.outgoing)
+        self.db, self.lock = db, lock
         self._rebuild()
         if self.outbox.reclaim():
             log.info("freed the outbox claims of an instance that stopped mid-flush")
@@ -210,26 +215,34 @@ class Daemon:
     def reload(self) -> bool:
         """Load config, rules and templates anew; on any mistake keep the running ones."""
         self.reload_requested = False
+        old = self.settings
         try:
-            fresh = Settings.load(self.config_path)
+            self._switch(Settings.load(self.config_path))
         except Exception as exc:  # whatever went wrong, the running settings stay
             if not isinstance(exc, ConfigError):
                 log.exception("reload failed")
             log.error("reload refused, keeping the running settings:\n%s", exc)
+            if self.settings is not old:  # the new servers or database failed: back to the old
+                self.settings = old
+                self._connect(old.config)
             self.refused_mtime = _mtime(self.settings.config.rules_path)
             self._tell_admin(f"mailroom refused the edited configuration, rules or templates "
                              f"and keeps running with the last good ones.\n\n{exc}\n\nFix "
                              "the file and save it again, or run `mailroom check`.",
                              f"changes not loaded: {str(exc).splitlines()[0][:120]}")
             return False
+        self.outbox.retry_held()  # a template fixed by this reload: held mail goes out now
+        log.info("reloaded %s (rules version %s)", self.config_path,
+                 self.settings.ruleset.version)
+        return True
+
+    def _switch(self, fresh: Settings) -> None:
         old, self.settings = self.settings, fresh
         if (old.config.inbox, old.config.outgoing, old.config.database_url) != (
                 fresh.config.inbox, fresh.config.outgoing, fresh.config.database_url):
             self.close()
             self._connect(fresh.config)
         self._rebuild()
-        log.info("reloaded %s (rules version %s)", self.config_path, fresh.ruleset.version)
-        return True
 
     def _tell_admin(self, problems: str, subject: str) -> None:
         """Mail the admin about a problem, once for each distinct one."""
@@ -262,7 +275,9 @@ class Daemon:
             try:
                 self._cycle(scheduler)
                 backoff = 1.0
-            except TransientError as exc:
+            except Exception as exc:  # a server, the disk, or a bug: never the end of the loop
+                if not isinstance(exc, TransientError):
+                    log.exception("the loop failed")
                 log.warning("%s; retrying in %.0f s", exc, backoff)
                 self.stop.wait(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)

@@ -6,7 +6,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from mailroom import thread
-from mailroom.bounce import BOUNCE_SENDERS
 from mailroom.config import Service
 from mailroom.parse import Inbound
 
@@ -48,12 +47,6 @@ def too_many_hops(inbound: Inbound, service: Service) -> str | None:
     """A message that passed through this many servers is looping (RFC 5321, 6.3)."""
     hops = len(inbound.headers.get("received", ()))
     return f"{hops} Received headers (a mail loop)" if hops >= MAX_HOPS else None
-
-
-def bounce_sender(inbound: Inbound, service: Service) -> str | None:
-    """MAILER-DAEMON and postmaster send bounces, even ones whose shape is not recognised."""
-    local = inbound.sender.partition("@")[0]
-    return f"from {local} (a bounce)" if local in BOUNCE_SENDERS else None
 
 
 def our_own(inbound: Inbound, service: Service) -> str | None:
@@ -118,7 +111,7 @@ def inside(address: str, service: Service) -> bool:
 
 
 CHECKS: tuple[Check, ...] = (
-    our_own, delivery_report, too_many_hops, no_sender, bounce_sender, auto_submitted,
+    our_own, delivery_report, too_many_hops, no_sender, auto_submitted,
     precedence, null_return_path, robot_header, auto_reply_subject, mailing_list, own_address,
     stranger,
 )

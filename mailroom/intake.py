@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from mailroom.store.models import IntakeAttempt, Mailbox, Message
 log = logging.getLogger(__name__)
 
 NEW_REQUEST, REPLY, IGNORED, QUARANTINED = "new_request", "reply", "ignored", "quarantined"
+TOO_LARGE = "too large"  # the reason of a message quarantined unread, its header alone kept
 MAX_ATTEMPTS = 3  # starts on one message that never finished before it is quarantined
 
 
@@ -62,9 +64,25 @@ class Intake:
                                               "finished: the process died on it each time")
             return self._process_once(item)
         except IntegrityError:  # another process recorded the same message meanwhile
+            return self._again(item)
+        except OperationalError as exc:
+            self._unattempt(item)  # the database failed, not the message
+            raise TransientError(f"database: {exc.orig}") from exc
+
+    def _again(self, item: Item) -> Outcome:
+        """The second try after a conflict sees what the other process recorded."""
+        try:
             return self._process_once(item)
+        except IntegrityError as exc:
+            return self._quarantine(item, f"could not be recorded: {exc.orig}")
         except OperationalError as exc:
             raise TransientError(f"database: {exc.orig}") from exc
+
+    def _unattempt(self, item: Item) -> None:
+        with contextlib.suppress(Exception), self.db.transaction() as session:
+            attempt = session.get(IntakeAttempt, _attempt_key(item))
+            if attempt is not None:
+                attempt.count -= 1
 
     def release(self, message_row: int) -> Outcome:
         """Run a quarantined message through intake again (after a fix), in place of its
@@ -75,6 +93,10 @@ class Intake:
                 raise LookupError(f"no inbound message #{message_row}")
             if row.outcome != QUARANTINED:
                 raise ValueError(f"message #{message_row} is {row.outcome}, not quarantined")
+            if row.reason.startswith(TOO_LARGE):
+                raise ValueError(f"message #{message_row} was too large to download: only its "
+                                 "header was kept. Raise inbox.max_size and move the message "
+                                 "from the Processed folder back into the inbox")
             item = Item(raw=row.raw or b"", mailbox=row.mailbox, uidvalidity=row.uidvalidity,
                         uid=row.uid, arrived=row.received_at)
             session.delete(row)
@@ -120,7 +142,7 @@ class Intake:
     def _too_large(self, session: Session, item: Item) -> Outcome:
         """Quarantined unread; the sender, when a person, is told what happened."""
         size, limit = _sizes(item.size or len(item.raw), self.config.inbox.max_size)
-        reason = f"too large: {size} (inbox.max_size is {limit})"
+        reason = f"{TOO_LARGE}: {size} (inbox.max_size is {limit})"
         try:
             inbound: Inbound | None = parse.parse(item.raw, self.config.service.language)
         except MessageError:
@@ -133,13 +155,29 @@ class Intake:
         return _outcome_of(message, repeat=False)
 
     def _classify(self, session: Session, item: Item, inbound: Inbound) -> Outcome:
-        now = self.clock.now()
         duplicate = _same_message_id(session, inbound.message_id)
-        if duplicate is not None:
-            reason = f"duplicate of message #{duplicate.id} (same Message-ID)"
-            message = _message(item, inbound, IGNORED, reason, self.clock)
-            message.duplicate_of = duplicate.id
-            return _record(session, message)
+        if duplicate is None:
+            return self._judge(session, item, inbound)
+        if duplicate.outcome == QUARANTINED:
+            return self._supersede(session, duplicate, item, inbound)
+        reason = f"duplicate of message #{duplicate.id} (same Message-ID)"
+        message = _message(item, inbound, IGNORED, reason, self.clock)
+        message.duplicate_of = duplicate.id
+        return _record(session, message)
+
+    def _supersede(self, session: Session, quarantined: Message, item: Item,
+                   inbound: Inbound) -> Outcome:
+        """A copy of a quarantined message (sent again, or moved back after a fix) is taken
+        anew; the quarantined copy then points to it."""
+        quarantined.duplicate_of = quarantined.id  # no longer the first copy
+        session.flush()
+        outcome = self._judge(session, item, inbound)
+        quarantined.duplicate_of = outcome.message_row
+        quarantined.reason += f"; taken again as message #{outcome.message_row}"
+        return outcome
+
+    def _judge(self, session: Session, item: Item, inbound: Inbound) -> Outcome:
+        now = self.clock.now()
         service = self.config.service
         verdict = guard.check(inbound, service)
         found = thread.find(session, inbound, self.config)

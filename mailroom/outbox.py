@@ -269,6 +269,7 @@ class Flushed:
     deferred: int = 0  # the server is unwell: the rest of the queue waits too
     held: int = 0  # this mail could not be composed: retried after the template is fixed
     failed: int = 0
+    skipped: int = 0  # another sender took it
     problem: str = ""  # the server refuses us (authentication, sender): an admin must act
 
 
@@ -306,6 +307,13 @@ class Outbox:
         self.transport.close()
         self._back_off(result)
         return result
+
+    def retry_held(self) -> None:
+        """Make mails held for a composing failure due now (after a reload that may fix it)."""
+        with self.db.transaction() as session:
+            session.execute(update(Queued).where(Queued.status == "pending",
+                                                 Queued.last_error.startswith(HELD))
+                            .values(next_attempt_at=self.clock.now()))
 
     def reclaim(self) -> int:
         """Free the claims of senders that died mid-flush (called with the instance lock held,
@@ -352,7 +360,7 @@ class Outbox:
         with self.db.transaction() as session:
             row = session.get(Queued, row_id)
             if row is None or row.status != "pending" or row.claimed_by != self.name:
-                return "sent"  # another sender took it meanwhile
+                return "skipped"  # another sender took it meanwhile
             try:
                 message = self._message(row)
             except Exception as exc:  # a template or a requester's file: held, the admin told
@@ -369,6 +377,10 @@ class Outbox:
                 return "deferred"
             except PermanentError as exc:  # refused for good: recorded, never lost
                 return self._give_up(row, exc)
+            except Exception as exc:  # the disk, or a transport's bug: kept and tried again
+                log.exception("%s could not be handed over", row.message_id)
+                self._defer(row, f"{type(exc).__name__}: {exc}")
+                return "deferred"
             return self._sent(row, refused)
 
     def _message(self, row: Queued) -> EmailMessage:

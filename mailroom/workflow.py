@@ -144,13 +144,14 @@ def bounced(session: Session, inbound: Inbound, message: Message, config: Config
     delivery = inbound.delivery
     if delivery is None or not delivery.returned_ids:
         return None
-    rows = session.scalars(select(Outgoing).where(
-        Outgoing.message_id.in_(delivery.returned_ids))).all()
+    rows = [row for row in session.scalars(select(Outgoing).where(
+        Outgoing.message_id.in_(delivery.returned_ids), Outgoing.status == "sent"))
+        if not delivery.recipient or delivery.recipient.lower() in (*row.recipients, *row.cc)]
     for row in rows if delivery.failed else ():
         row.status, row.last_error = "failed", f"bounced: {delivery}"
     about = next((r for r in rows if r.request is not None), None)
     if about is None or about.request is None:
-        return None
+        return None  # not ours, already known, or about a mail to someone else
     row, request = about, about.request
     turn = Turn(session, request, inbound, message, config, now)
     request.messages.append(message)

@@ -29,7 +29,8 @@ def inbound(sender: str = "rina@contoh.co.id", **headers: str) -> Inbound:
     (inbound(Precedence="bulk"), "Precedence: bulk"),
     (inbound(Precedence="junk"), "Precedence: junk"),
     (inbound(Precedence="list"), "Precedence: list"),
-    (inbound("MAILER-DAEMON@contoh.co.id".lower()), "from mailer-daemon (a bounce)"),
+    (parse(b"From: MAILER-DAEMON@contoh.co.id\r\nSubject: hi\r\n\r\nhi\r\n"),
+     "a bounce: delivery failed"),  # from MAILER-DAEMON, whatever its shape
     (inbound(List_Id="<berita.contoh.co.id>"), "from a mailing list (list-id)"),
     (inbound("layanan@contoh.co.id"), "sent by this service itself (a loop)"),
     (inbound("layanan+REQ-000001.abc@contoh.co.id"), "sent by this service itself (a loop)"),

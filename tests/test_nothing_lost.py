@@ -6,6 +6,7 @@ from __future__ import annotations
 import email
 import email.policy
 import logging
+import shutil
 import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -296,3 +297,30 @@ def test_a_mail_written_to_the_maildir_outbox_is_not_written_twice(config: Path)
     assert again.flush().sent == 2
     again.close()
     assert len(sent(config)) == 2
+
+
+def test_a_reload_whose_new_database_cannot_be_opened_keeps_the_running_one(
+        config: Path) -> None:
+    daemon = Daemon(config, Clock())
+    (config.parent / "blocked").write_text("a file, where a folder would have to be")
+    config.write_text(config.read_text().replace(
+        'sqlite:///mailroom.db', 'sqlite:///blocked/mailroom.db'))
+    assert daemon.reload() is False
+    deliver(config, request_mail())
+    assert [o.kind for o in daemon.run_once()] == ["new_request"]  # on the old database
+    daemon.close()
+    assert len(sent(config)) == 2
+
+
+def test_an_outbox_that_cannot_be_written_keeps_the_mail_and_the_daemon(config: Path) -> None:
+    deliver(config, request_mail())
+    daemon = Daemon(config, Clock())
+    daemon.drain()
+    shutil.rmtree(config.parent / "outbox")
+    result = daemon.flush()
+    assert (result.sent, result.deferred) == (0, 1)
+    with daemon.db.transaction() as session:
+        rows = session.scalars(select(Outgoing)).all()
+        assert [r.status for r in rows] == ["pending", "pending"]
+        assert any("FileNotFoundError" in r.last_error for r in rows)
+    daemon.close()

@@ -405,23 +405,44 @@ def test_an_oversized_message_from_a_robot_gets_no_note(tmp_path: Path) -> None:
     assert sent(config) == []
 
 
-def test_a_released_oversized_message_becomes_a_request_once_the_limit_is_raised(
-        tmp_path: Path) -> None:
+def test_an_oversized_message_is_not_released_from_its_header_alone(tmp_path: Path) -> None:
     config = site(tmp_path, inbox="{kind: maildir, path: inbox, max_size: 2KB}")
     deliver(config, large_mail())
     (quarantined,) = run(config)
     config.write_text(config.read_text().replace("max_size: 2KB", "max_size: 1MB"))
     daemon = Daemon(config, Clock())
     try:
-        released = daemon.intake.release(quarantined.message_row)
-        daemon.flush()
+        with pytest.raises(ValueError, match="only its header was kept"):
+            daemon.intake.release(quarantined.message_row)
     finally:
         daemon.close()
-    assert (released.kind, released.reference) == (NEW_REQUEST, "REQ-000001")
     (message,) = stored(config, Message, Message.direction == "in")
-    assert message.outcome == NEW_REQUEST and message.request_id is not None
-    assert len(to(config, BUDI)) == 2 and len(to(config, "it@contoh.co.id")) + len(
-        to(config, HR)) + len(to(config, "servicedesk@contoh.co.id")) == 1
+    assert message.outcome == QUARANTINED  # still there, whole in Processed, for a move back
+    processed = mailbox.Maildir(config.parent / "inbox").get_folder("Processed")
+    (whole,) = [processed.get_bytes(key) for key in processed.keys()]
+    assert len(whole) > 2048 and message.message_id.encode() in whole
+    deliver(config, whole)  # moved back into the inbox, after the limit was raised
+    (taken,) = run(config)
+    assert (taken.kind, taken.reference) == (NEW_REQUEST, "REQ-000001")
+    first, again = stored(config, Message, Message.direction == "in")
+    assert (first.outcome, first.duplicate_of) == (QUARANTINED, again.id)
+    assert f"taken again as message #{again.id}" in first.reason
+
+
+def test_a_bounce_names_only_the_mail_it_returns_not_the_ones_that_mail_answers(
+        config: Path) -> None:
+    ack = acknowledged(config)
+    (forward,) = stored(config, Outgoing, Outgoing.template == "forward")
+    answering = (f"Message-ID: {ack['Message-ID']}\nIn-Reply-To: {forward.message_id}\n"
+                 f"References: {forward.message_id}\n")
+    for bounce in (dsn(ack), failure_notice(ack)):
+        deliver(config, bounce.replace(f"Message-ID: {ack['Message-ID']}\n".encode(),
+                                       answering.encode()))
+    run(config)
+    (forward,) = stored(config, Outgoing, Outgoing.template == "forward")
+    assert forward.status == "sent"  # delivered; only the acknowledgment bounced
+    assert ack_row(config).status == "failed"
+    assert len(stored(config, Event, Event.kind == "mail bounced")) == 1  # the second: known
 
 
 # -- senders who may not be who they claim ---------------------------------------------------

@@ -86,7 +86,7 @@ class InstanceLock:
         self.file = stream
 
     def _lock_advisory(self, engine: Engine) -> None:
-        connection = engine.connect()
+        connection = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
         taken = connection.execute(text("SELECT pg_try_advisory_lock(:key)"),
                                    {"key": self.ADVISORY_KEY}).scalar()
         if not taken:
@@ -100,7 +100,9 @@ class InstanceLock:
             self.file.close()
             self.file = None
         if self.connection is not None:
-            self.connection.close()  # ends the session, and with it the advisory lock
+            self.connection.execute(text("SELECT pg_advisory_unlock(:key)"),
+                                    {"key": self.ADVISORY_KEY})
+            self.connection.close()
             self.connection = None
 
 
