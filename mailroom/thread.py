@@ -19,9 +19,7 @@ TOKEN_LENGTH = 24  # hex digits of a reply address's token: 96 bits
 SIGNATURE_LENGTH = 20  # hex digits of a Message-ID's signature: 80 bits
 REFERENCE = r"REQ-(\d{1,12})"
 SUBJECT_TAG = re.compile(rf"\[{REFERENCE}\]", re.IGNORECASE)
-OUR_MESSAGE_ID = re.compile(
-    rf"^<({REFERENCE}\.[a-z_]+\.[0-9a-f]+)\.([0-9a-f]{{{SIGNATURE_LENGTH}}})@([^<>@\s]+)>$",
-    re.IGNORECASE)
+ABOUT_REQUEST = re.compile(rf"^{REFERENCE}\.([a-z_]+)\.[0-9a-f]+$", re.IGNORECASE)
 SIGNED_ID = re.compile(rf"^<([^<>@\s]+)\.([0-9a-f]{{{SIGNATURE_LENGTH}}})@([^<>@\s]+)>$",
                        re.IGNORECASE)
 
@@ -98,24 +96,24 @@ def ours(message_id: str, service: Service) -> bool:
                                _sign(match.group(1), service, "message id", SIGNATURE_LENGTH))
 
 
+def _about(message_id: str, service: Service) -> re.Match[str] | None:
+    """(number, kind) of a request's mail in a Message-ID this service made and signed."""
+    signed = SIGNED_ID.match(message_id)
+    if signed is None or not ours(message_id, service):
+        return None
+    return ABOUT_REQUEST.match(signed.group(1))
+
+
 def our_reference(message_id: str, service: Service) -> str | None:
     """The reference in a Message-ID this service made, or None for anyone else's."""
-    match = OUR_MESSAGE_ID.match(message_id)
-    if match is None or match.group(4).lower() != service.address.rpartition("@")[2]:
-        return None
-    signed = hmac.compare_digest(match.group(3).lower(),
-                                 _sign(match.group(1), service, "message id", SIGNATURE_LENGTH))
-    return f"REQ-{match.group(2)}" if signed else None
+    about = _about(message_id, service)
+    return f"REQ-{about.group(1)}" if about else None
 
 
 def answers(inbound: Inbound, kind: str, service: Service) -> bool:
     """Whether the message replies to a mail of ours of `kind` (survey, ack, ...)."""
-    for message_id in (inbound.in_reply_to, *inbound.references):
-        match = OUR_MESSAGE_ID.match(message_id)
-        if match and our_reference(message_id, service) and \
-                match.group(1).split(".")[1].lower() == kind:
-            return True
-    return False
+    return any((about := _about(message_id, service)) and about.group(2).lower() == kind
+               for message_id in (inbound.in_reply_to, *inbound.references))
 
 
 def all_staff(config: Config) -> set[str]:
