@@ -419,7 +419,7 @@ def test_an_oversized_message_is_not_released_from_its_header_alone(tmp_path: Pa
     (message,) = stored(config, Message, Message.direction == "in")
     assert message.outcome == QUARANTINED  # still there, whole in Processed, for a move back
     processed = mailbox.Maildir(config.parent / "inbox").get_folder("Processed")
-    (whole,) = [processed.get_bytes(key) for key in processed.keys()]
+    (whole,) = [processed.get_bytes(key) for key in processed.iterkeys()]
     assert len(whole) > 2048 and message.message_id.encode() in whole
     deliver(config, whole)  # moved back into the inbox, after the limit was raised
     (taken,) = run(config)
