@@ -39,7 +39,7 @@ from sqlalchemy.exc import OperationalError
 from mailroom.store.db import Database
 from mailroom.store.models import Event, Outgoing, Request, reference_of
 from mailroom.store.models import Message as Row
-from mailroom.thread import OUR_MESSAGE_ID
+from mailroom.thread import ABOUT_REQUEST, SIGNED_ID
 
 ROOT = Path(__file__).resolve().parent.parent
 NEW, REPLY, AUTO = "new", "reply", "auto"
@@ -480,14 +480,19 @@ def _outbox_ids(folder: Path) -> list[str]:
     return _header_ids(mailbox.Maildir(folder / "outbox", create=False))
 
 
+def _about(message_id: str) -> re.Match[str] | None:
+    signed = SIGNED_ID.match(message_id)
+    return ABOUT_REQUEST.match(signed.group(1)) if signed else None
+
+
 def _reference(message_id: str) -> str:
-    match = OUR_MESSAGE_ID.match(message_id)
-    return f"REQ-{match.group(2)}" if match else ""
+    about = _about(message_id)
+    return f"REQ-{about.group(1)}" if about else ""
 
 
 def _kind(message_id: str) -> str:
-    match = OUR_MESSAGE_ID.match(message_id)
-    return match.group(1).split(".")[1] if match else ""
+    about = _about(message_id)
+    return about.group(2) if about else ""
 
 
 # -- trials ---------------------------------------------------------------------------------
