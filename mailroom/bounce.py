@@ -38,7 +38,8 @@ class Delivery:
     failed: bool
     status: str = ""
     diagnostic: str = ""
-    recipient: str = ""
+    recipient: str = ""  # Final-Recipient, else Original-Recipient
+    original: str = ""  # Original-Recipient, where an alias rewrote the address
     returned_ids: tuple[str, ...] = ()
 
     def __str__(self) -> str:
@@ -79,6 +80,7 @@ def _structured(reports: list[Message], parts: list[Message], text: str) -> Deli
         status=_value(chosen.get("status", "")),
         diagnostic=_value(chosen.get("diagnostic-code", "")),
         recipient=_value(chosen.get("final-recipient", "") or chosen.get("original-recipient", "")),
+        original=_value(chosen.get("original-recipient", "")),
         returned_ids=_returned_ids(parts, text),
     )
 

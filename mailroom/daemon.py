@@ -25,7 +25,7 @@ from mailroom.errors import ConfigError, TransientError
 from mailroom.intake import Intake, Outcome
 from mailroom.jobs import Jobs, Swept
 from mailroom.notices import Notices
-from mailroom.outbox import Flushed, Outbox, transport_for
+from mailroom.outbox import Flushed, Outbox, reclaim, transport_for
 from mailroom.sources import Item, Source
 from mailroom.sources.imap import ImapSource
 from mailroom.sources.maildir import MaildirSource
@@ -37,6 +37,10 @@ FLUSH_SECONDS = 30
 SWEEP_SECONDS = 60  # reminders, escalation, delay notices, digests and surveys come due
 RULES_CHECK_SECONDS = 5
 MAX_BACKOFF_SECONDS = 60.0
+
+
+class Unrecoverable(Exception):
+    """Raised when a failed reload could not reopen what ran before: the daemon must exit."""
 
 
 @dataclass(frozen=True)
@@ -103,6 +107,8 @@ class Daemon:
                 db.upgrade()
             lock = db.lock()
             self.first_start = _first_start(db, self.clock)
+            if reclaim(db):  # the lock is ours: whoever held these claims has died
+                log.info("freed the outbox claims of an instance that stopped mid-flush")
             self.source = source_for(config.inbox)
             self.transport = transport_for(config.outgoing)
         except BaseException:
@@ -112,8 +118,6 @@ class Daemon:
             raise
         self.db, self.lock = db, lock
         self._rebuild()
-        if self.outbox.reclaim():
-            log.info("freed the outbox claims of an instance that stopped mid-flush")
 
     def _rebuild(self) -> None:
         s = self.settings
@@ -224,7 +228,7 @@ class Daemon:
             log.error("reload refused, keeping the running settings:\n%s", exc)
             if self.settings is not old:  # the new servers or database failed: back to the old
                 self.settings = old
-                self._connect(old.config)
+                self._restore(old)
             self.refused_mtime = _mtime(self.settings.config.rules_path)
             self._tell_admin(f"mailroom refused the edited configuration, rules or templates "
                              f"and keeps running with the last good ones.\n\n{exc}\n\nFix "
@@ -235,6 +239,13 @@ class Daemon:
         log.info("reloaded %s (rules version %s)", self.config_path,
                  self.settings.ruleset.version)
         return True
+
+    def _restore(self, old: Settings) -> None:
+        try:
+            self._connect(old.config)
+        except Exception as exc:
+            raise Unrecoverable(f"neither the new nor the old settings could be opened: {exc}"
+                                ) from exc
 
     def _switch(self, fresh: Settings) -> None:
         old, self.settings = self.settings, fresh
@@ -276,6 +287,8 @@ class Daemon:
                 self._cycle(scheduler)
                 backoff = 1.0
             except Exception as exc:  # a server, the disk, or a bug: never the end of the loop
+                if isinstance(exc, Unrecoverable):
+                    raise  # nothing is open to work with: exit, and systemd starts afresh
                 if not isinstance(exc, TransientError):
                     log.exception("the loop failed")
                 log.warning("%s; retrying in %.0f s", exc, backoff)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import logging
 from dataclasses import dataclass
@@ -61,12 +60,12 @@ class Intake:
             tries = self._attempt(item)
             if tries > MAX_ATTEMPTS:
                 return self._quarantine(item, f"processing began {tries - 1} times and never "
-                                              "finished: the process died on it each time")
+                                              "finished: the process died, or the database "
+                                              "failed, on it each time")
             return self._process_once(item)
         except IntegrityError:  # another process recorded the same message meanwhile
             return self._again(item)
         except OperationalError as exc:
-            self._unattempt(item)  # the database failed, not the message
             raise TransientError(f"database: {exc.orig}") from exc
 
     def _again(self, item: Item) -> Outcome:
@@ -78,11 +77,6 @@ class Intake:
         except OperationalError as exc:
             raise TransientError(f"database: {exc.orig}") from exc
 
-    def _unattempt(self, item: Item) -> None:
-        with contextlib.suppress(Exception), self.db.transaction() as session:
-            attempt = session.get(IntakeAttempt, _attempt_key(item))
-            if attempt is not None:
-                attempt.count -= 1
 
     def release(self, message_row: int) -> Outcome:
         """Run a quarantined message through intake again (after a fix), in place of its
@@ -93,7 +87,7 @@ class Intake:
                 raise LookupError(f"no inbound message #{message_row}")
             if row.outcome != QUARANTINED:
                 raise ValueError(f"message #{message_row} is {row.outcome}, not quarantined")
-            if row.reason.startswith(TOO_LARGE):
+            if row.reason.startswith(TOO_LARGE) and row.mailbox is not None:  # header only
                 raise ValueError(f"message #{message_row} was too large to download: only its "
                                  "header was kept. Raise inbox.max_size and move the message "
                                  "from the Processed folder back into the inbox")

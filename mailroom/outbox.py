@@ -293,20 +293,27 @@ class Outbox:
         if self.resume_at is not None and self.clock.now() < self.resume_at:
             return result
         taken = 0
-        while taken < limit and not result.deferred:
-            claimed = self._claim(min(CLAIM_BATCH, limit - taken))
-            if not claimed:
-                break
-            taken += len(claimed)
+        try:
+            while taken < limit and not result.deferred:
+                claimed = self._claim(min(CLAIM_BATCH, limit - taken))
+                if not claimed:
+                    break
+                taken += len(claimed)
+                self._deliver_all(claimed, result)
+        finally:
+            self.transport.close()
+        self._back_off(result)
+        return result
+
+    def _deliver_all(self, claimed: list[int], result: Flushed) -> None:
+        try:
             for row_id in claimed:
                 outcome = self._deliver(row_id, result)
                 setattr(result, outcome, getattr(result, outcome) + 1)
                 if outcome == "deferred":
                     break  # the server is unwell; the rest waits for the next flush
+        finally:
             self._release(claimed)
-        self.transport.close()
-        self._back_off(result)
-        return result
 
     def retry_held(self) -> None:
         """Make mails held for a composing failure due now (after a reload that may fix it)."""
@@ -315,13 +322,6 @@ class Outbox:
                                                  Queued.last_error.startswith(HELD))
                             .values(next_attempt_at=self.clock.now()))
 
-    def reclaim(self) -> int:
-        """Free the claims of senders that died mid-flush (called with the instance lock held,
-        so no other sender is alive); how many were freed."""
-        with self.db.transaction() as session:
-            freed = session.execute(update(Queued).where(Queued.claimed_by != "")
-                                    .values(claimed_by="", claimed_until=None))
-            return int(freed.rowcount)  # type: ignore[attr-defined]
 
     def _back_off(self, result: Flushed) -> None:
         """After the server failed, the whole queue waits, longer each time it fails again."""
@@ -460,6 +460,15 @@ class Outbox:
         about = row.request.reference if row.request else row.department
         log.info("%s %s sent to %s", about, row.template, ", ".join(row.recipients))
         return "sent"
+
+
+def reclaim(db: Database) -> int:
+    """Free the claims of senders that died mid-flush (called with the instance lock held,
+    so no other sender is alive); how many were freed."""
+    with db.transaction() as session:
+        freed = session.execute(update(Queued).where(Queued.claimed_by != "")
+                                .values(claimed_by="", claimed_until=None))
+        return int(freed.rowcount)  # type: ignore[attr-defined]
 
 
 def _unclaimed(now: datetime) -> ColumnElement[bool]:

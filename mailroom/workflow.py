@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from mailroom import bounce, guard, sla, survey, thread
+from mailroom.bounce import Delivery
 from mailroom.config import Config, Department
 from mailroom.parse import Inbound
 from mailroom.rules import Route
@@ -137,6 +138,12 @@ def _too_many_acks(session: Session, requester: str, config: Config, now: dateti
     return f"{requester} had {sent} acknowledgments in the last hour (service.ack_limit {limit})"
 
 
+def _addressed(row: Outgoing, delivery: Delivery) -> bool:
+    """Whether the bounce is about one of the mail's recipients (or does not say whom)."""
+    named = {a.lower() for a in (delivery.recipient, delivery.original) if a}
+    return not named or bool(named & {*row.recipients, *row.cc})
+
+
 def bounced(session: Session, inbound: Inbound, message: Message, config: Config,
             now: datetime) -> Request | None:
     """A bounce of our mail: that mail is marked failed, the request told, the department too
@@ -146,7 +153,7 @@ def bounced(session: Session, inbound: Inbound, message: Message, config: Config
         return None
     rows = [row for row in session.scalars(select(Outgoing).where(
         Outgoing.message_id.in_(delivery.returned_ids), Outgoing.status == "sent"))
-        if not delivery.recipient or delivery.recipient.lower() in (*row.recipients, *row.cc)]
+        if _addressed(row, delivery)]
     for row in rows if delivery.failed else ():
         row.status, row.last_error = "failed", f"bounced: {delivery}"
     about = next((r for r in rows if r.request is not None), None)

@@ -16,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from mailroom.clock import Clock
-from mailroom.daemon import Daemon
+from mailroom.daemon import Daemon, Unrecoverable
 from mailroom.errors import TransientError
 from mailroom.intake import MAX_ATTEMPTS, QUARANTINED, Intake
 from mailroom.outbox import Outbox
@@ -324,3 +324,33 @@ def test_an_outbox_that_cannot_be_written_keeps_the_mail_and_the_daemon(config: 
         assert [r.status for r in rows] == ["pending", "pending"]
         assert any("FileNotFoundError" in r.last_error for r in rows)
     daemon.close()
+
+
+def test_a_reload_that_can_reopen_neither_the_new_nor_the_old_ends_the_daemon(
+        config: Path) -> None:
+    daemon = Daemon(config, Clock())
+    (config.parent / "blocked").write_text("a file, where a folder would have to be")
+    config.write_text(config.read_text().replace(
+        'sqlite:///mailroom.db', 'sqlite:///blocked/mailroom.db'))
+    (config.parent / "inbox").rename(config.parent / "inbox-gone")
+    (config.parent / "inbox").write_text("the old inbox cannot be opened either")
+    with pytest.raises(Unrecoverable, match="neither the new nor the old"):
+        daemon.reload()
+    (config.parent / "inbox").unlink()
+    (config.parent / "inbox-gone").rename(config.parent / "inbox")
+    config.write_text(config.read_text().replace("blocked/mailroom.db", "mailroom.db"))
+    Daemon(config, Clock()).close()  # the failed reload left no lock behind
+
+
+def test_a_message_too_large_taken_whole_from_the_mta_pipe_is_released_after_a_raise(
+        tmp_path: Path) -> None:
+    config = site(tmp_path, inbox="{kind: maildir, path: inbox, max_size: 2KB}")
+    daemon = Daemon(config, Clock())
+    outcome = daemon.intake.process(Item(raw=request_mail(body="panjang " * 1000)))  # `ingest`
+    daemon.close()
+    assert outcome.kind == QUARANTINED and outcome.reason.startswith("too large")
+    config.write_text(config.read_text().replace("max_size: 2KB", "max_size: 1MB"))
+    daemon = Daemon(config, Clock())
+    released = daemon.intake.release(outcome.message_row)
+    daemon.close()
+    assert (released.kind, released.reference) == ("new_request", "REQ-000001")

@@ -191,6 +191,14 @@ def test_a_bounce_of_the_acknowledgment_fails_it_and_tells_the_department(
     assert_bounce_applied(config, outcome)
 
 
+def test_a_bounce_through_an_alias_is_applied_by_its_original_recipient(config: Path) -> None:
+    ack = acknowledged(config)
+    deliver(config, dsn(ack).replace(f"Final-Recipient: rfc822; {BUDI}".encode(),
+                                     b"Final-Recipient: rfc822; budi.santoso@mbx.contoh.co.id"))
+    (outcome,) = run(config)
+    assert ack_row(config).status == "failed" and "REQ-000001" in outcome.reason
+
+
 def test_an_unstructured_bounce_is_applied_the_same_way(config: Path) -> None:
     ack = acknowledged(config)
     deliver(config, failure_notice(ack))

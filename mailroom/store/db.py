@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import socket
@@ -100,8 +101,9 @@ class InstanceLock:
             self.file.close()
             self.file = None
         if self.connection is not None:
-            self.connection.execute(text("SELECT pg_advisory_unlock(:key)"),
-                                    {"key": self.ADVISORY_KEY})
+            with contextlib.suppress(Exception):  # a lost session has lost the lock, too
+                self.connection.execute(text("SELECT pg_advisory_unlock(:key)"),
+                                        {"key": self.ADVISORY_KEY})
             self.connection.close()
             self.connection = None
 
