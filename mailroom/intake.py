@@ -77,7 +77,6 @@ class Intake:
         except OperationalError as exc:
             raise TransientError(f"database: {exc.orig}") from exc
 
-
     def release(self, message_row: int) -> Outcome:
         """Run a quarantined message through intake again (after a fix), in place of its
         quarantine: LookupError if there is no such message, ValueError if not quarantined."""

@@ -154,12 +154,12 @@ def bounced(session: Session, inbound: Inbound, message: Message, config: Config
     rows = [row for row in session.scalars(select(Outgoing).where(
         Outgoing.message_id.in_(delivery.returned_ids), Outgoing.status == "sent"))
         if _addressed(row, delivery)]
-    for row in rows if delivery.failed else ():
-        row.status, row.last_error = "failed", f"bounced: {delivery}"
-    about = next((r for r in rows if r.request is not None), None)
-    if about is None or about.request is None:
+    for returned in rows if delivery.failed else ():
+        returned.status, returned.last_error = "failed", f"bounced: {delivery}"
+    row = next((r for r in rows if r.request is not None), None)
+    if row is None or row.request is None:
         return None  # not ours, already known, or about a mail to someone else
-    row, request = about, about.request
+    request = row.request
     turn = Turn(session, request, inbound, message, config, now)
     request.messages.append(message)
     said = {"template": row.template, "to": delivery.recipient or ", ".join(row.recipients),
