@@ -30,7 +30,7 @@ from markupsafe import escape
 from mailroom import sla, thread, workflow
 from mailroom.config import Department, Service, Sla
 from mailroom.errors import ConfigError, MailroomError, Problem
-from mailroom.parse import Attachment, Inbound
+from mailroom.parse import Attachment, Inbound, one_line
 from mailroom.store.models import Event, Request
 
 TEMPLATES = ("ack", "forward", "relay", "update", "transferred", "transfer", "notice", "commands",
@@ -58,7 +58,7 @@ class ComposeError(MailroomError):
     """Raised when a mail cannot be made for a reason other than a template's; it is held."""
 
     def __init__(self, reason: str) -> None:
-        self.reason = _one_line(reason)
+        self.reason = one_line(reason)
         super().__init__(self.reason)
 
 
@@ -226,7 +226,7 @@ class Composer:
         file = f"{language}/{name}.j2"
         plain = self.envs[template_set].get_template(file)
         html = self.html_envs[template_set].get_template(file)
-        return Rendered(_one_line(self._block(plain, "subject", context)),
+        return Rendered(one_line(self._block(plain, "subject", context)),
                         self._block(plain, "text", context).strip() + "\n",
                         self._block(html, "html", context).strip())
 
@@ -269,7 +269,7 @@ class Composer:
     def _headed(self, mail: Mail, subject: str) -> EmailMessage:
         """A message with our headers; display names and the subject are one printable line."""
         message = EmailMessage(policy=POLICY)
-        sender = _one_line(mail.from_name)[:DISPLAY_NAME_LIMIT]
+        sender = one_line(mail.from_name)[:DISPLAY_NAME_LIMIT]
         _set(message, "From", formataddr((sender, self.service.address)))
         _set(message, "To", ", ".join(mail.recipients))
         if mail.cc:
@@ -329,11 +329,6 @@ def _encodable(text: str) -> str:
     return text.encode("utf-8", "replace").decode("utf-8")
 
 
-def _one_line(value: str) -> str:
-    """The value as one line of printable text: line breaks and other controls become spaces."""
-    return " ".join("".join(c if c.isprintable() else " " for c in value).split())
-
-
 def _attachment_parts(attachments: tuple[Attachment, ...],
                       ) -> tuple[list[EmailMessage], list[Attachment]]:
     """The files as MIME parts, and those that could not be made into one."""
@@ -349,7 +344,7 @@ def _attachment_parts(attachments: tuple[Attachment, ...],
 
 def _attachment_part(attachment: Attachment) -> EmailMessage | None:
     """The file under its own name and type; else under a cleaned name as octet-stream."""
-    tries = ((_one_line(attachment.filename), _content_type(attachment.content_type)),
+    tries = ((one_line(attachment.filename), _content_type(attachment.content_type)),
              (_clean_filename(attachment.filename), ("application", "octet-stream")))
     failures = []
     for filename, (maintype, subtype) in tries:
@@ -379,7 +374,7 @@ def _content_type(content_type: str) -> tuple[str, str]:
 def _clean_filename(filename: str) -> str:
     """One line of printable ASCII, at most FILENAME_LIMIT characters, its extension kept."""
     ascii_name = unicodedata.normalize("NFKD", filename).encode("ascii", "ignore").decode()
-    stem, extension = _split_extension(_one_line(ascii_name))
+    stem, extension = _split_extension(one_line(ascii_name))
     return (stem[:FILENAME_LIMIT - len(extension)].rstrip() or "attachment") + extension
 
 
@@ -396,7 +391,7 @@ def _noting_left_out(rendered: Rendered, left_out: list[Attachment],
     if not left_out:
         return rendered
     one, many = LEFT_OUT.get(language, LEFT_OUT["en"])
-    files = ", ".join(f"{_one_line(a.filename)[:FILENAME_LIMIT]} ({_size(a.size)})"
+    files = ", ".join(f"{one_line(a.filename)[:FILENAME_LIMIT]} ({_size(a.size)})"
                       for a in left_out)
     note = (one if len(left_out) == 1 else many).format(count=len(left_out), files=files)
     html = f"{rendered.html}\n<p>{escape(note)}</p>" if rendered.html else ""

@@ -340,14 +340,13 @@ class Outbox:
                 select(Queued.id).where(Queued.status == "pending",
                                         Queued.next_attempt_at <= now, _unclaimed(now))
                 .order_by(Queued.id).limit(limit)))
-            taken = []
-            for row_id in due:
-                claim = (update(Queued).where(Queued.id == row_id, Queued.status == "pending",
-                                              _unclaimed(now))
-                         .values(claimed_by=self.name, claimed_until=now + CLAIM))
-                if session.execute(claim).rowcount == 1:  # type: ignore[attr-defined]
-                    taken.append(row_id)
-            return taken
+            session.execute(update(Queued).where(Queued.id.in_(due), Queued.status == "pending",
+                                                 _unclaimed(now))
+                            .values(claimed_by=self.name, claimed_until=now + CLAIM))
+            return list(session.scalars(  # those no other sender took in between
+                select(Queued.id).where(Queued.id.in_(due), Queued.claimed_by == self.name,
+                                        Queued.claimed_until == now + CLAIM)
+                .order_by(Queued.id)))
 
     def _release(self, row_ids: list[int]) -> None:
         """Give back the claims of mails not sent in this flush (the server was unwell)."""
