@@ -24,6 +24,7 @@ from mailroom.compose import template_sets
 from mailroom.daemon import Daemon, Settings, known
 from mailroom.errors import ConfigError, MessageError, Problem, TransientError
 from mailroom.intake import QUARANTINED, Intake, Outcome, arrival
+from mailroom.outbox import Outbox, transport_for
 from mailroom.parse import Inbound, parse
 from mailroom.sources.maildir import MaildirSource
 from mailroom.sources.stdin import read_item
@@ -169,16 +170,29 @@ def run(args: argparse.Namespace) -> int:
         log.warning("MAILROOM_NOW fixes the clock at %s: this run shows what a run then would "
                     "do and send", clock.now().isoformat())
     daemon = Daemon(_config_path(args), clock)
-    if args.once:
-        daemon.run_once()
-        daemon.close()
-    else:
+    if not args.once:
         daemon.serve()
-    return 0
+        return 0
+    try:
+        daemon.run_once()
+        waiting = daemon.outbox.waiting()
+    finally:
+        daemon.close()
+    return _unsent(waiting, "`mailroom run` or the next `run --once` sends them")
+
+
+def _unsent(waiting: int, who: str) -> int:
+    """0 when the outbox is empty; else 75, with a line saying how many mails wait."""
+    if not waiting:
+        return 0
+    print(f"mailroom: {waiting} mail{'s' * (waiting != 1)} could not be sent yet and wait in "
+          f"the outbox (`mailroom outbox list` says why); {who}", file=sys.stderr)
+    return EX_TEMPFAIL
 
 
 def ingest(args: argparse.Namespace) -> int:
-    """Exit 0 once the message has a recorded outcome, 75 (try again later) otherwise."""
+    """Exit 0 once the message has a recorded outcome, 75 (try again later) otherwise; then
+    send what it caused (mail the server defers is left to the running service)."""
     clock = _clock()
     item = read_item(sys.stdin.buffer, arrived=clock.now())  # the MTA's hand-over
     try:
@@ -193,7 +207,19 @@ def ingest(args: argparse.Namespace) -> int:
         print(f"mailroom: {exc}", file=sys.stderr)
         return EX_TEMPFAIL
     log.info("stdin: %s", outcome)
+    _send_now(settings, db, clock)
     return 0
+
+
+def _send_now(settings: Settings, db: Database, clock: clocks.Clock) -> None:
+    """Send what is due now; any failure leaves it to the running service, which retries."""
+    config = settings.config
+    try:
+        outbox = Outbox(db, config, settings.composer, transport_for(config.outgoing), clock)
+        outbox.flush()
+        _unsent(outbox.waiting(), "the running service sends them")
+    except Exception as exc:  # the message is recorded: the MTA must not deliver it again
+        log.warning("sending after ingest failed, the running service sends it: %s", exc)
 
 
 def check(args: argparse.Namespace) -> int:

@@ -30,8 +30,8 @@ from markupsafe import escape
 from mailroom import sla, thread, workflow
 from mailroom.config import Department, Service, Sla
 from mailroom.errors import ConfigError, MailroomError, Problem
-from mailroom.parse import Attachment, Inbound, one_line
-from mailroom.store.models import Event, Request
+from mailroom.parse import Attachment, one_line
+from mailroom.store.models import Event, Message, Request
 
 TEMPLATES = ("ack", "forward", "relay", "update", "transferred", "transfer", "notice", "commands",
              "reminder", "escalation", "delay", "digest", "survey", "survey_thanks", "bounced",
@@ -407,7 +407,7 @@ def _template_line(exc: BaseException) -> int:
     return frames[-1].lineno or 0 if frames else 0
 
 
-def context(request: Request, department: Department, inbound: Inbound | None,
+def context(request: Request, department: Department, about: Message | None,
             service: Service, language: str, detail: dict[str, Any],
             attachments: tuple[Attachment, ...] = ()) -> dict[str, Any]:
     """The variables every template may use (docs/templates.md lists them).
@@ -420,7 +420,7 @@ def context(request: Request, department: Department, inbound: Inbound | None,
     values = department_context(department, service, language, detail)
     values.update({
         "request": _request_context(request, department.calendar, language),
-        "message": _message_context(inbound, request, attachments),
+        "message": _message_context(about, request, attachments),
         "history": _History(request, zone, language),
     })
     return values
@@ -501,13 +501,14 @@ def _namespace(value: Any) -> Any:
     return value
 
 
-def _message_context(inbound: Inbound | None, request: Request,
+def _message_context(about: Message | None, request: Request,
                      attachments: tuple[Attachment, ...]) -> SimpleNamespace:
-    if inbound is None:
+    """The inbound message a mail is about, as recorded (nothing is parsed again)."""
+    if about is None:
         return SimpleNamespace(sender=request.requester, sender_name=request.requester_name,
                                subject=request.subject, text="", attachments=list(attachments))
-    return SimpleNamespace(sender=inbound.sender, sender_name=inbound.sender_name,
-                           subject=inbound.subject, text=inbound.text,
+    return SimpleNamespace(sender=about.sender, sender_name=about.sender_name or "",
+                           subject=about.subject, text=about.text,
                            attachments=list(attachments))
 
 
@@ -602,11 +603,12 @@ def sample_contexts(service: Service, language: str, template: str) -> list[dict
     if template in DEPARTMENT_TEMPLATES:
         return [department_context(department, service, language, detail)
                 for detail in SAMPLE_DETAILS[template]]
-    inbound = Inbound(message_id="<sample@example.org>", sender="someone@example.org",
-                      subject="<Sample> request", text="Line one\n<b>not bold</b>",
-                      attachments=(Attachment("file.pdf", "application/pdf", 1234),))
-    return [context(request, department, inbound, service, language, detail,
-                    inbound.attachments) for detail in SAMPLE_DETAILS.get(template, [{}])]
+    about = Message(direction="in", message_id="<sample@example.org>",
+                    sender="someone@example.org", sender_name="", subject="<Sample> request",
+                    text="Line one\n<b>not bold</b>", files=1)
+    files = (Attachment("file.pdf", "application/pdf", 1234),)
+    return [context(request, department, about, service, language, detail, files)
+            for detail in SAMPLE_DETAILS.get(template, [{}])]
 
 
 def reply_address(request: Request, service: Service) -> str:

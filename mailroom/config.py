@@ -152,9 +152,8 @@ SERVICE_KEYS = ("address", "name", "allowed_domains", "secret", "language", "tim
                 "reply_address", "reopen_days", "require_authentication", "authserv_ids",
                 "unverified", "outsiders", "ack_limit")
 SERVER_KEYS = ("host", "port", "security", "username", "password", "timeout_seconds", "ca_file")
-ADOPTING_KEYS = ("max_size", "adopt", "adopt_age", "alert_after")
-INBOX_KEYS = ("kind", "folder", "processed_folder", "idle", "poll_seconds", "batch_size",
-              *ADOPTING_KEYS, *SERVER_KEYS)
+ANY_INBOX_KEYS = ("poll_seconds", "batch_size", "max_size", "adopt", "adopt_age", "alert_after")
+INBOX_KEYS = ("kind", "folder", "processed_folder", "idle", *ANY_INBOX_KEYS, *SERVER_KEYS)
 DEPARTMENT_KEYS = ("name", "address", "members", "manager", "sla", "calendar")
 CALENDAR_KEYS = ("timezone", "hours", "holidays", "closed")
 HOLIDAY_KEYS = ("country", "subdivision", "categories")
@@ -267,7 +266,7 @@ def _maildir(s: Section, base: Path, more: tuple[str, ...] = ()) -> Any:
 def _inbox(s: Section, base: Path) -> Inbox:
     kind = s.choice("kind", ("imap", "maildir"), REQUIRED)
     if kind == "maildir":
-        return Inbox(kind=kind, path=_maildir(s, base, ADOPTING_KEYS), **_adopting(s))
+        return Inbox(kind=kind, path=_maildir(s, base, ANY_INBOX_KEYS), **_any_inbox(s))
     if kind != "imap":
         return Inbox(kind="")
     s.unknown_keys(INBOX_KEYS)
@@ -277,15 +276,16 @@ def _inbox(s: Section, base: Path) -> Inbox:
         folder=s.text("folder", "INBOX"),
         processed_folder=s.text("processed_folder", "Processed"),
         idle=s.boolean("idle", True),
-        poll_seconds=s.number("poll_seconds", 60.0),
-        batch_size=s.count("batch_size", 50),
-        **_adopting(s),
+        **_any_inbox(s),
     )
 
 
-def _adopting(s: Section) -> dict[str, Any]:
-    """How any inbox treats oversized mail, mail from before the first start, and outages."""
-    return {"max_size": s.size("max_size", Inbox.max_size),
+def _any_inbox(s: Section) -> dict[str, Any]:
+    """How often any inbox is looked at, in what batches, and how it treats oversized mail,
+    mail from before the first start, and outages."""
+    return {"poll_seconds": s.number("poll_seconds", Inbox.poll_seconds),
+            "batch_size": s.count("batch_size", Inbox.batch_size),
+            "max_size": s.size("max_size", Inbox.max_size),
             "adopt": s.choice("adopt", ("record", "process", "skip"), "record"),
             "adopt_age": s.get("adopt_age", None, _up_to_ten_years,
                                "a duration like 30d or 2w"),

@@ -8,7 +8,7 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -26,16 +26,17 @@ from mailroom.intake import Intake, Outcome
 from mailroom.jobs import Jobs, Swept
 from mailroom.notices import Notices
 from mailroom.outbox import Flushed, Outbox, reclaim, transport_for
-from mailroom.sources import Item, Source
+from mailroom.sources import Item, Source, batches
 from mailroom.sources.imap import ImapSource
 from mailroom.sources.maildir import MaildirSource
 from mailroom.store.db import Database
 from mailroom.store.models import State
 
 log = logging.getLogger(__name__)
-FLUSH_SECONDS = 30
+FLUSH_SECONDS = 30  # mail deferred earlier is retried (new mail goes out as it is queued)
 SWEEP_SECONDS = 60  # reminders, escalation, delay notices, digests and surveys come due
-RULES_CHECK_SECONDS = 5
+FLUSH_SLICE = 200  # mails sent between two looks at the inbox while a backlog goes out
+BATCH_BYTES = 32 * 1024**2  # a batch of messages holds about this much at most
 MAX_BACKOFF_SECONDS = 60.0
 
 
@@ -70,8 +71,19 @@ def known(config: Config, template_sets: frozenset[str]) -> rules.Known:
 def source_for(inbox: Inbox) -> Source:
     if inbox.kind == "maildir":
         assert inbox.path is not None
-        return MaildirSource(inbox.path, "Processed", inbox.max_size)
+        return MaildirSource(inbox.path, "Processed", inbox.max_size, inbox.poll_seconds)
     return ImapSource(inbox)
+
+
+@dataclass(frozen=True)
+class Alarm:
+    """What ends a wait early: a signal (stop, reload), or an edit of the rules file."""
+
+    signalled: threading.Event
+    edited: Callable[[], bool]
+
+    def is_set(self) -> bool:
+        return self.signalled.is_set() or self.edited()
 
 
 def _mtime(path: Path) -> float:
@@ -95,6 +107,8 @@ class Daemon:
         self.inbox_down_since: datetime | None = None
         self.told_inbox_down = False
         self.watchdog_pinged = 0.0
+        self.mail_waiting = True  # the inbox may hold mail: look at the next turn
+        self.sending = False  # the last flush stopped at its slice: more mail is due
         self.settings = Settings.load(self.config_path)
         self._connect(self.settings.config)
 
@@ -127,10 +141,10 @@ class Daemon:
         self.notices = Notices(self.db, s.config, self.transport, self.clock)
 
     def run_once(self) -> list[Outcome]:
-        """Process every waiting message, run the jobs due now, send what the outbox holds."""
+        """Process every waiting message, run the jobs due now, send all the outbox holds due."""
         outcomes = self.drain()
         self.sweep()
-        self.flush()
+        self.flush(limit=None)
         self.notices.send()
         return outcomes
 
@@ -139,13 +153,18 @@ class Daemon:
         return self.jobs.sweep()
 
     def drain(self) -> list[Outcome]:
+        """Take every waiting message a batch at a time: the batch's outcomes committed, the
+        batch moved out of the inbox, then the mail it caused sent (acknowledgments first)."""
         self._adopt()
-        outcomes = []
-        for item in self._reading(self.source.fetch()):
-            outcomes.append(self._take(item))
+        outcomes: list[Outcome] = []
+        inbox = self.settings.config.inbox
+        for batch in batches(self._reading(self.source.fetch()), inbox.batch_size, BATCH_BYTES):
+            outcomes += self._take(batch)
+            self.flush()
             self._watchdog()
             if self.stop.is_set():
-                break
+                return outcomes
+        self.mail_waiting = False
         return outcomes
 
     def _adopt(self) -> None:
@@ -194,14 +213,17 @@ class Daemon:
             notify("WATCHDOG=1")
             self.watchdog_pinged = time.monotonic()
 
-    def _take(self, item: Item) -> Outcome:
-        outcome = self.intake.process(item)
-        self.source.done(item)
-        log.info("%s %s: %s", item.mailbox or "stdin", item.uid or "-", outcome)
-        return outcome
+    def _take(self, batch: list[Item]) -> list[Outcome]:
+        outcomes = self.intake.process_all(batch)
+        self.source.done(batch)
+        for item, outcome in zip(batch, outcomes, strict=True):
+            log.info("%s %s: %s", item.mailbox or "stdin", item.uid or "-", outcome)
+        return outcomes
 
-    def flush(self) -> Flushed:
-        result = self.outbox.flush()
+    def flush(self, limit: int | None = FLUSH_SLICE) -> Flushed:
+        """Send due mail, acknowledgments first: `limit` mails at most (None: all)."""
+        result = self.outbox.flush(limit)
+        self.sending = result.more
         if result.sent or result.deferred or result.held or result.failed:
             log.info("outbox: %d sent, %d deferred, %d held, %d failed",
                      result.sent, result.deferred, result.held, result.failed)
@@ -264,10 +286,12 @@ class Daemon:
         if self.notices.tell(mail):
             self.told_admin = problems
 
-    def _rules_changed(self) -> None:
+    def _rules_changed(self) -> bool:
+        """Whether the rules file was saved since it was loaded (or last refused)."""
         mtime = _mtime(self.settings.config.rules_path)
         if mtime not in (self.settings.rules_mtime, self.refused_mtime):
             self.reload_requested = True
+        return self.reload_requested
 
     def serve(self) -> None:
         """Run forever under signals: SIGTERM or SIGINT stop, SIGHUP reloads."""
@@ -279,7 +303,6 @@ class Daemon:
         scheduler = schedule.Scheduler()
         scheduler.every(FLUSH_SECONDS).seconds.do(self.flush)
         scheduler.every(SWEEP_SECONDS).seconds.do(self._sweep_and_flush)
-        scheduler.every(RULES_CHECK_SECONDS).seconds.do(self._rules_changed)
         notify("READY=1")
         backoff = 1.0
         while not self.stop.is_set():
@@ -313,18 +336,23 @@ class Daemon:
             notify("RELOADING=1")
             self.reload()
             notify("READY=1")
-        if self.drain():
+        if self.mail_waiting:
+            self.drain()
+        if self.sending:
             self.flush()
         scheduler.run_pending()
-        wait = scheduler.idle_seconds
         self.wake.clear()
         if not (self.stop.is_set() or self.reload_requested):
-            seconds = max(0.5, wait if wait is not None else 1.0)
-            try:  # a fault while waiting counts toward telling the admin, too
-                self.source.wait(seconds, self.wake)
-            except TransientError as exc:
-                self._inbox_down(exc)
-                raise
+            self._wait(0.0 if self.sending else max(0.5, scheduler.idle_seconds or 1.0))
+
+    def _wait(self, seconds: float) -> None:
+        """Until mail may have come, a job is due, a signal, or the rules file is saved."""
+        try:  # a fault while waiting counts toward telling the admin, too
+            self.mail_waiting = self.source.wait(seconds, Alarm(self.wake, self._rules_changed))
+        except TransientError as exc:
+            self.mail_waiting = True  # look again once the inbox answers
+            self._inbox_down(exc)
+            raise
 
     def _install_signals(self) -> None:
         def stop(signum: int, _frame: FrameType | None) -> None:

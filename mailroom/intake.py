@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -43,7 +44,8 @@ class Outcome:
 
 
 class Intake:
-    """Turns Items into recorded outcomes, one transaction each.
+    """Turns Items into recorded outcomes: a batch in one transaction, each message of it in a
+    savepoint of its own; after a start on a batch that never finished, one message at a time.
 
     `adopt_before`: mail that reached the mailbox before this moment (mailroom's first start,
     with inbox.adopt: record) is recorded without opening a request or answering anyone.
@@ -54,8 +56,53 @@ class Intake:
         self.config, self.ruleset, self.db, self.clock = config, ruleset, db, clock
         self.adopt_before = adopt_before
 
+    def process_all(self, items: Sequence[Item]) -> list[Outcome]:
+        """Record exactly one outcome for each item, all committed together; TransientError if
+        the database is unavailable (then none is recorded)."""
+        try:
+            if len(items) > 1 and self._first_start(items):
+                return self._together(items)
+        except IntegrityError:
+            pass  # another process recorded one of them meanwhile: one at a time sees which
+        except OperationalError as exc:
+            raise TransientError(f"database: {exc.orig}") from exc
+        return [self.process(item) for item in items]
+
+    def _first_start(self, items: Sequence[Item]) -> bool:
+        """Count a start on each item, committed before the work begins; False (counting
+        nothing) if a start on any of them never finished: then each is taken alone, so a
+        message that kills the process is quarantined without its neighbours."""
+        keys = {_attempt_key(item) for item in items}
+        now = self.clock.now()
+        with self.db.transaction() as session:
+            if session.scalar(select(IntakeAttempt.key).where(IntakeAttempt.key.in_(keys))
+                              .limit(1)) is not None:
+                return False
+            session.add_all(IntakeAttempt(key=key, count=1, last_at=now) for key in keys)
+            return True
+
+    def _together(self, items: Sequence[Item]) -> list[Outcome]:
+        with self.db.transaction() as session:
+            outcomes = [self._in_savepoint(session, item) for item in items]
+            keys = [_attempt_key(item) for item in items]
+            session.execute(delete(IntakeAttempt).where(IntakeAttempt.key.in_(keys)))
+            return outcomes
+
+    def _in_savepoint(self, session: Session, item: Item) -> Outcome:
+        """One message of a batch: a failure undoes its own work only, and quarantines it."""
+        try:
+            with session.begin_nested():
+                return self._process(session, item)
+        except (IntegrityError, OperationalError):
+            raise
+        except Exception as exc:  # a bug or an unforeseen input: shunt the message, go on
+            log.exception("quarantining a message after an internal error")
+            return _record(session, _message(item, None, QUARANTINED, _internal(exc),
+                                             self.clock))
+
     def process(self, item: Item) -> Outcome:
-        """Record exactly one outcome for `item`; TransientError if the database is unavailable."""
+        """Record exactly one outcome for `item` in a transaction of its own; TransientError if
+        the database is unavailable."""
         try:
             tries = self._attempt(item)
             if tries > MAX_ATTEMPTS:
@@ -106,7 +153,7 @@ class Intake:
             raise
         except Exception as exc:  # a bug or an unforeseen input: shunt the message, go on
             log.exception("quarantining a message after an internal error")
-            return self._quarantine(item, f"internal error: {type(exc).__name__}: {exc}")
+            return self._quarantine(item, _internal(exc))
 
     def _attempt(self, item: Item) -> int:
         """Count one more start on `item`, committed before the work begins."""
@@ -257,6 +304,10 @@ def _forget_attempts(session: Session, item: Item) -> None:
     session.execute(delete(IntakeAttempt).where(IntakeAttempt.key == _attempt_key(item)))
 
 
+def _internal(exc: Exception) -> str:
+    return f"internal error: {type(exc).__name__}: {exc}"
+
+
 def _sizes(size: int, limit: int) -> tuple[str, str]:
     """A size and the limit it passed, in KB or MB, precise enough to tell them apart."""
     unit, name = (1024**2, "MB") if limit >= 1024**2 else (1024, "KB")
@@ -297,6 +348,8 @@ def _message(item: Item, inbound: Inbound | None, outcome: str, reason: str,
         direction="in",
         message_id=inbound.message_id if inbound else parse.synthetic_message_id(item.raw),
         sender=inbound.sender if inbound else "",
+        sender_name=inbound.sender_name if inbound else "",
+        files=len(inbound.attachments) if inbound else 0,
         subject=inbound.subject if inbound else "",
         text=inbound.text if inbound else "",
         new_text=inbound.new_text if inbound else "",

@@ -20,15 +20,15 @@ from pathlib import Path
 from typing import Protocol, TypeVar
 
 import jinja2
-from sqlalchemy import ColumnElement, or_, select, update
+from sqlalchemy import ColumnElement, case, func, or_, select, update
+from sqlalchemy.orm import object_session
 
-from mailroom import compose, parse, workflow
+from mailroom import compose, parse, tls, workflow
 from mailroom.clock import Clock
 from mailroom.compose import Composer, Mail
 from mailroom.config import Config, Department, Outgoing, Server
 from mailroom.errors import MailroomError, TransientError
-from mailroom.parse import Attachment, Inbound
-from mailroom.sources.imap import tls_context
+from mailroom.parse import Attachment
 from mailroom.store.db import Database
 from mailroom.store.models import Event, Message
 from mailroom.store.models import Outgoing as Queued
@@ -39,6 +39,7 @@ CLAIM = timedelta(minutes=10)  # longer than a batch of sends takes, timeouts in
 CLAIM_BATCH = 50  # mails claimed at a time: after a crash, at most these wait for CLAIM
 HELD = "could not compose"
 CARRYING = ("forward", "transfer", "relay", "update")  # mails that carry their message's files
+FIRST = case((Queued.template == "ack", 0), else_=1)  # acknowledgments go ahead of a backlog
 T = TypeVar("T")
 
 
@@ -133,14 +134,14 @@ class SmtpTransport:
         server, timeout = self.server, self.server.timeout_seconds
         if server.security == "tls":
             return smtplib.SMTP_SSL(server.host, server.port, local_hostname=self.local_hostname,
-                                    timeout=timeout, context=tls_context(server))
+                                    timeout=timeout, context=tls.context(server))
         return smtplib.SMTP(server.host, server.port, self.local_hostname, timeout=timeout)
 
     def _prepare(self, connection: smtplib.SMTP) -> None:
         """STARTTLS when configured, EHLO, then AUTH when there are credentials."""
         server = self.server
         if server.security == "starttls":
-            self._exchange("STARTTLS", partial(connection.starttls, context=tls_context(server)))
+            self._exchange("STARTTLS", partial(connection.starttls, context=tls.context(server)))
         self._exchange("EHLO", connection.ehlo_or_helo_if_needed)
         if server.username and server.password:
             self._exchange("authentication",
@@ -271,6 +272,7 @@ class Flushed:
     failed: int = 0
     skipped: int = 0  # another sender took it
     problem: str = ""  # the server refuses us (authentication, sender): an admin must act
+    more: bool = False  # the limit was reached: more may be due
 
 
 class Outbox:
@@ -288,15 +290,19 @@ class Outbox:
         self.unwell = 0  # flushes in a row the server failed: the whole queue backs off
         self.resume_at: datetime | None = None
 
-    def flush(self, limit: int = 500) -> Flushed:
+    def flush(self, limit: int | None = None) -> Flushed:
+        """Send the due mails, acknowledgments first, over one connection: `limit` at most
+        (None: until none is due); `more` says the limit stopped it."""
         result = Flushed()
         if self.resume_at is not None and self.clock.now() < self.resume_at:
             return result
         taken = 0
         try:
-            while taken < limit and not result.deferred:
-                claimed = self._claim(min(CLAIM_BATCH, limit - taken))
+            while not result.deferred:
+                room = CLAIM_BATCH if limit is None else min(CLAIM_BATCH, limit - taken)
+                claimed = self._claim(room) if room > 0 else []
                 if not claimed:
+                    result.more = room <= 0
                     break
                 taken += len(claimed)
                 self._deliver_all(claimed, result)
@@ -304,6 +310,12 @@ class Outbox:
             self.transport.close()
         self._back_off(result)
         return result
+
+    def waiting(self) -> int:
+        """How many mails are not sent yet (deferred, held, or due later)."""
+        with self.db.transaction() as session:
+            return int(session.scalar(select(func.count()).select_from(Queued)
+                                      .where(Queued.status == "pending")) or 0)
 
     def _deliver_all(self, claimed: list[int], result: Flushed) -> None:
         try:
@@ -335,28 +347,28 @@ class Outbox:
     def _claim(self, limit: int) -> list[int]:
         """Take the due mails no other sender holds; a claim is one row update each."""
         now = self.clock.now()
-        with self.db.transaction() as session:
+        with self.db.transaction(durable=False) as session:
             due = list(session.scalars(
                 select(Queued.id).where(Queued.status == "pending",
                                         Queued.next_attempt_at <= now, _unclaimed(now))
-                .order_by(Queued.id).limit(limit)))
+                .order_by(FIRST, Queued.id).limit(limit)))
             session.execute(update(Queued).where(Queued.id.in_(due), Queued.status == "pending",
                                                  _unclaimed(now))
                             .values(claimed_by=self.name, claimed_until=now + CLAIM))
             return list(session.scalars(  # those no other sender took in between
                 select(Queued.id).where(Queued.id.in_(due), Queued.claimed_by == self.name,
                                         Queued.claimed_until == now + CLAIM)
-                .order_by(Queued.id)))
+                .order_by(FIRST, Queued.id)))
 
     def _release(self, row_ids: list[int]) -> None:
         """Give back the claims of mails not sent in this flush (the server was unwell)."""
-        with self.db.transaction() as session:
+        with self.db.transaction(durable=False) as session:
             session.execute(update(Queued).where(Queued.id.in_(row_ids),
                                                  Queued.claimed_by == self.name)
                             .values(claimed_by="", claimed_until=None))
 
     def _deliver(self, row_id: int, result: Flushed) -> str:
-        with self.db.transaction() as session:
+        with self.db.transaction(durable=False) as session:
             row = session.get(Queued, row_id)
             if row is None or row.status != "pending" or row.claimed_by != self.name:
                 return "skipped"  # another sender took it meanwhile
@@ -395,8 +407,8 @@ class Outbox:
             raise LookupError(f"department {key!r} is no longer configured")
         if request is None:
             return self._department_mail(row, department)
-        inbound = _parsed(_about(row))
-        attachments = _carried(row, inbound)
+        about = _about(row)
+        attachments = _carried(row, about)
         service = self.config.service
         return Mail(
             template=row.template, language=row.language, template_set=request.template_set,
@@ -405,7 +417,7 @@ class Outbox:
             message_id=row.message_id, in_reply_to=row.in_reply_to,
             reference=request.reference, reply_to=compose.reply_address(request, service),
             date=row.created_at,
-            context=compose.context(request, department, inbound, service, row.language,
+            context=compose.context(request, department, about, service, row.language,
                                     row.detail, attachments),
             attachments=attachments,
         )
@@ -488,15 +500,16 @@ def _envelope_from(row: Queued, config: Config) -> str:
         else config.service.address
 
 
-def _carried(row: Queued, inbound: Inbound | None) -> tuple[Attachment, ...]:
-    """The files a mail carries: its message's; for a transfer, those of the whole history."""
+def _carried(row: Queued, about: Message | None) -> tuple[Attachment, ...]:
+    """The files a mail carries: its message's; for a transfer, those of the whole history.
+    Only a message with files is read again, for them."""
     if row.template not in CARRYING or not row.detail.get("attachments", True):
         return ()
     if row.template != "transfer" or row.request is None:
-        return inbound.attachments if inbound else ()
+        return _files(about)
     told = {entry.detail.get("message") for entry in workflow.history(row.request)}
-    parsed = [_parsed(m) for m in row.request.messages if m.id in told]
-    return tuple(a for message in parsed if message for a in message.attachments)
+    return tuple(a for message in row.request.messages if message.id in told
+                 for a in _files(message))
 
 
 def _about(row: Queued) -> Message | None:
@@ -506,10 +519,14 @@ def _about(row: Queued) -> Message | None:
     return row.inbound
 
 
-def _parsed(message: Message | None) -> Inbound | None:
-    return parse.parse(message.raw) if message is not None and message.raw else None
+def _files(message: Message | None) -> tuple[Attachment, ...]:
+    if message is None or message.files == 0 or not message.raw:
+        return ()
+    return parse.parse(message.raw).attachments
 
 
 def _event(row: Queued, kind: str, at: datetime, **detail: object) -> None:
-    if row.request is not None:  # a digest's fate is on its outbox row alone
-        row.request.events.append(Event(at=at, kind=kind, detail=detail))
+    """An entry in the request's history (its other entries are not read for it)."""
+    session = object_session(row)
+    if row.request_id is not None and session is not None:  # a digest's fate is on its row
+        session.add(Event(request_id=row.request_id, at=at, kind=kind, detail=detail))

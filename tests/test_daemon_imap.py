@@ -58,8 +58,8 @@ def running(config: Path) -> Iterator[Daemon]:
 
 
 def timers_every(monkeypatch: pytest.MonkeyPatch, seconds: float) -> None:
-    """Set the daemon's own timers (outbox, sweep, rules check), each of which ends a wait."""
-    for timer in ("FLUSH_SECONDS", "SWEEP_SECONDS", "RULES_CHECK_SECONDS"):
+    """Set the daemon's own timers (outbox, sweep), each of which ends a wait."""
+    for timer in ("FLUSH_SECONDS", "SWEEP_SECONDS"):
         monkeypatch.setattr(daemon_module, timer, seconds)
 
 
@@ -262,7 +262,7 @@ def test_mail_that_arrived_before_skip_before_is_neither_downloaded_nor_touched(
     with imap_source(tmp_path, dovecot, smtp, port=proxy.port) as source:
         source.skip_before = datetime(2026, 2, 1, tzinfo=UTC)
         (item,) = list(source.fetch())
-        source.done(item)
+        source.done([item])
         source.skip_before += timedelta(days=1)  # as adopt_age moves it on with the clock
         assert list(source.fetch()) == []
     assert (item.uid, item.arrived) == (str(new), march)
@@ -369,7 +369,7 @@ def test_each_imap_step_gives_up_on_a_silent_server_within_the_timeout(
 
         def one_round() -> None:
             (item,) = list(source.fetch())  # connect, log in, select, search, fetch
-            source.done(item)  # move
+            source.done([item])  # move
             source.wait(1.5, threading.Event())  # NOOP, IDLE, DONE
 
         error = outcome_within(10, one_round)

@@ -26,7 +26,7 @@ from mailroom.store.models import Message, Outgoing
 from tests.servers import Dovecot, SmtpCapture
 from tests.sites import request_mail, site
 from tests.test_daemon_imap import imap_site
-from tests.test_daemon_maildir import deliver, sent
+from tests.test_daemon_maildir import deliver, sent, take
 
 
 @pytest.fixture
@@ -121,7 +121,7 @@ def test_a_finished_message_leaves_no_count_of_starts_behind(config: Path) -> No
 def test_a_mail_claimed_by_one_sender_is_not_sent_by_another(config: Path) -> None:
     deliver(config, request_mail())
     daemon = Daemon(config, Clock())
-    daemon.drain()
+    take(daemon)
     other = Outbox(daemon.db, daemon.settings.config, daemon.settings.composer,
                    daemon.transport, Clock())
     other.name = "another-host:1"
@@ -139,7 +139,7 @@ def test_a_mail_claimed_by_one_sender_is_not_sent_by_another(config: Path) -> No
 def test_a_claim_left_by_a_dead_sender_expires_and_the_mail_goes_out(config: Path) -> None:
     deliver(config, request_mail())
     daemon = Daemon(config, Clock())
-    daemon.drain()
+    take(daemon)
     other = Outbox(daemon.db, daemon.settings.config, daemon.settings.composer,
                    daemon.transport, Clock())
     other.name = "dead-host:1"
@@ -195,7 +195,7 @@ def test_a_server_that_refuses_our_login_keeps_the_queue_and_is_reported_once(
         config = admin_site(tmp_path, outgoing)
         deliver(config, request_mail(), request_mail(subject="Kedua"))
         daemon = Daemon(config, Clock())
-        daemon.drain()
+        take(daemon)
         with caplog.at_level(logging.ERROR):
             first, second = daemon.flush(), daemon.flush()
         daemon.close()
@@ -216,7 +216,7 @@ def test_a_partly_refused_mail_counts_as_sent_and_records_who_was_refused(
         config = site(tmp_path, outgoing=outgoing)
         deliver(config, request_mail())
         daemon = Daemon(config, Clock())
-        daemon.drain()
+        take(daemon)
         with daemon.db.transaction() as session:
             forward = session.scalars(select(Outgoing).where(Outgoing.template == "forward")).one()
             forward.recipients = [*forward.recipients, "it@contoh.co.id"]
@@ -276,7 +276,7 @@ def test_claims_left_by_an_instance_killed_mid_flush_are_freed_when_the_next_sta
         config: Path) -> None:
     deliver(config, request_mail())
     daemon = Daemon(config, Clock())
-    daemon.drain()
+    take(daemon)
     assert len(daemon.outbox._claim(10)) == 2  # and then the process was killed
     daemon.close()
     restarted = Daemon(config, Clock())
@@ -287,7 +287,7 @@ def test_claims_left_by_an_instance_killed_mid_flush_are_freed_when_the_next_sta
 def test_a_mail_written_to_the_maildir_outbox_is_not_written_twice(config: Path) -> None:
     deliver(config, request_mail())
     daemon = Daemon(config, Clock())
-    daemon.drain()
+    take(daemon)
     daemon.flush()
     with daemon.db.transaction() as session:  # as if killed after writing, before marking
         for row in session.scalars(select(Outgoing)):
@@ -315,7 +315,7 @@ def test_a_reload_whose_new_database_cannot_be_opened_keeps_the_running_one(
 def test_an_outbox_that_cannot_be_written_keeps_the_mail_and_the_daemon(config: Path) -> None:
     deliver(config, request_mail())
     daemon = Daemon(config, Clock())
-    daemon.drain()
+    take(daemon)
     shutil.rmtree(config.parent / "outbox")
     result = daemon.flush()
     assert (result.sent, result.deferred) == (0, 1)

@@ -39,7 +39,7 @@ def test_an_oversized_file_comes_as_its_header_and_moves_whole(tmp_path: Path) -
     assert (item.truncated, item.size, item.arrived) == (True, len(raw), JANUARY)
     assert item.raw == raw[:raw.index(b"\n\n") + 2] and b"Subject: Scan KTP" in item.raw
     assert peak < 1024**2  # the 18 MB were never read
-    source.done(item)
+    source.done([item])
     moved = inbox / ".Processed" / "new" / path.name
     assert moved.read_bytes() == raw and moved.stat().st_mtime == JANUARY.timestamp()
     assert list((inbox / "new").iterdir()) == []
@@ -61,7 +61,7 @@ def test_mail_delivered_before_skip_before_is_left_untouched(tmp_path: Path) -> 
     source.skip_before = datetime(2026, 2, 1, tzinfo=UTC)
     (item,) = list(source.fetch())
     assert (b"Subject: baru" in item.raw, item.arrived) == (True, MARCH)
-    source.done(item)
+    source.done([item])
     assert list(source.fetch()) == []
     assert sorted((inbox / "new").iterdir()) == [old]
     assert old.stat().st_mtime == JANUARY.timestamp()

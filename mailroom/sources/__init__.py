@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
@@ -28,12 +28,13 @@ class Source(Protocol):
         """Every message waiting now, oldest first."""
         ...
 
-    def done(self, item: Item) -> None:
-        """Called once the item's outcome is committed: move it out of the way."""
+    def done(self, items: Sequence[Item]) -> None:
+        """Called once a batch's outcomes are committed: move its messages out of the way."""
         ...
 
-    def wait(self, seconds: float, stop: StopFlag) -> None:
-        """Return when new mail may have come, after `seconds`, or soon after `stop` is set."""
+    def wait(self, seconds: float, stop: StopFlag) -> bool:
+        """Return True as soon as new mail may have come; False after `seconds`, or soon
+        after `stop` is set."""
         ...
 
     def close(self) -> None: ...
@@ -41,3 +42,17 @@ class Source(Protocol):
 
 class StopFlag(Protocol):
     def is_set(self) -> bool: ...
+
+
+def batches(items: Iterable[Item], count: int, volume: int) -> Iterator[list[Item]]:
+    """Consecutive items in lists of at most `count` items and about `volume` bytes at most."""
+    batch: list[Item] = []
+    size = 0
+    for item in items:
+        if batch and (len(batch) >= count or size + len(item.raw) > volume):
+            yield batch
+            batch, size = [], 0
+        batch.append(item)
+        size += len(item.raw)
+    if batch:
+        yield batch

@@ -7,7 +7,7 @@ import logging
 import socket
 import ssl
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -16,23 +16,20 @@ from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError
 from imapclient.imapclient import SocketTimeout
 
-from mailroom.config import Inbox, Server
+from mailroom import tls
+from mailroom.config import Inbox
 from mailroom.errors import TransientError
 from mailroom.sources import Item, StopFlag
 
 log = logging.getLogger(__name__)
 NETWORK_ERRORS = (OSError, ssl.SSLError, IMAPClientError, IMAPClient.AbortError,
                   IMAPClient.Error, socket.timeout)
-# IDLE is ended and begun anew at least this often: the DONE must be answered within the
-# timeout, so a server that went silent is noticed this soon even if nothing else wakes us.
-IDLE_RENEW_SECONDS = 60
+# IDLE is ended and begun anew at least this often (RFC 2177: servers may drop it after 30
+# minutes). The daemon's own timers end it far sooner; each DONE must be answered within the
+# timeout, so a server that went silent is noticed then.
+IDLE_RENEW_SECONDS = 29 * 60
 DOWNLOAD_BYTES = 32 * 1024**2  # one FETCH of whole messages asks for about this much at most
 DELETED = b"\\Deleted"
-
-
-def tls_context(server: Server) -> ssl.SSLContext:
-    """Certificate-checking TLS, trusting `ca_file` when the server's CA is private."""
-    return ssl.create_default_context(cafile=str(server.ca_file) if server.ca_file else None)
 
 
 class ImapSource:
@@ -46,6 +43,7 @@ class ImapSource:
         self.skip_before: datetime | None = None
         self._skipped: set[int] = set()  # UIDs found older than skip_before
         self._skipped_under: tuple[int, datetime | None] = (0, None)  # UIDVALIDITY, skip_before
+        self.next_poll = 0.0  # when polling (no IDLE), the time to look again
         self.name = f"imap:{self.server.username}@{self.server.host}/{inbox.folder}"
 
     def connect(self) -> IMAPClient:
@@ -61,7 +59,7 @@ class ImapSource:
     def _open(self) -> IMAPClient:
         server = self.server
         timeout = SocketTimeout(connect=server.timeout_seconds, read=server.timeout_seconds)
-        context = tls_context(server) if server.security != "none" else None
+        context = tls.context(server) if server.security != "none" else None
         client = IMAPClient(server.host, server.port, ssl=server.security == "tls",
                             ssl_context=context, timeout=timeout)
         client.normalise_times = False  # INTERNALDATE with its offset, not naive local time
@@ -87,6 +85,7 @@ class ImapSource:
     def fetch(self) -> Iterator[Item]:
         """Messages not marked \\Deleted, oldest first; sizes and dates come before any body."""
         client = self.connect()
+        self.next_poll = time.monotonic() + self.inbox.poll_seconds
         found = self._guard(lambda: client.search(["NOT", "DELETED"]))
         skipped = self._skipped_uids()
         waiting = [uid for uid in sorted(found) if uid not in skipped]
@@ -141,33 +140,42 @@ class ImapSource:
         return {uid: bytes(data[key]) for uid, data in fetched.items()
                 if data.get(key) is not None}
 
-    def done(self, item: Item) -> None:
-        """Move the message to the processed folder (COPY + \\Deleted + EXPUNGE without MOVE)."""
+    def done(self, items: Sequence[Item]) -> None:
+        """Move a batch to the processed folder in one command (MOVE, else COPY + EXPUNGE)."""
         client = self.connect()
-        if item.uidvalidity != self.uidvalidity or item.uid is None:
-            return  # a reconnect changed the mailbox; the message will be fetched and deduped
-        uid, folder = int(item.uid), self.inbox.processed_folder
+        # after a reconnect to a changed mailbox, the rest is fetched again and recognised
+        uids = [int(item.uid) for item in items
+                if item.uidvalidity == self.uidvalidity and item.uid is not None]
+        if not uids:
+            return
+        folder = self.inbox.processed_folder
         if client.has_capability("MOVE"):
-            self._guard(lambda: client.move([uid], folder))
+            self._guard(lambda: client.move(uids, folder))
         else:
-            self._guard(lambda: _copy_and_expunge(client, uid, folder))
+            self._guard(lambda: _copy_and_expunge(client, uids, folder))
 
-    def wait(self, seconds: float, stop: StopFlag) -> None:
+    def wait(self, seconds: float, stop: StopFlag) -> bool:
+        """IDLE (or sleep until the next poll); whether new mail may be waiting."""
         client = self.connect()
         if self.inbox.idle and client.has_capability("IDLE"):
-            self._guard(lambda: self._idle(client, seconds, stop))
-        else:
-            _sleep(min(seconds, self.inbox.poll_seconds), stop)
+            return bool(self._guard(lambda: self._idle(client, seconds, stop)))
+        return _sleep(min(seconds, self.next_poll - time.monotonic()), stop) and \
+            time.monotonic() >= self.next_poll
 
-    def _idle(self, client: IMAPClient, seconds: float, stop: StopFlag) -> None:
-        """IDLE until the server reports a change, `seconds` pass, or `stop` is set."""
-        deadline = time.monotonic() + min(seconds, IDLE_RENEW_SECONDS)
+    def _idle(self, client: IMAPClient, seconds: float, stop: StopFlag) -> bool:
+        """IDLE until the server reports a change (True), `seconds` pass or `stop` is set;
+        at the RFC 2177 limit the IDLE ends and mail is looked for (True)."""
+        renew = time.monotonic() + IDLE_RENEW_SECONDS
+        deadline = min(time.monotonic() + seconds, renew)
         _, responses = client.noop()  # mail that came during the last drain is reported here
         if any(_is_change(r) for r in responses):
-            return
+            return True
+        if deadline <= time.monotonic() or stop.is_set():
+            return False
         client.idle()
-        _idle_until(client, deadline, stop)
+        changed = _idle_until(client, deadline, stop)
         client.idle_done()  # a silent server is caught here, by the read timeout
+        return changed or time.monotonic() >= renew
 
     def _guard(self, call: Any) -> Any:
         """Run one IMAP call; a network fault drops the connection and becomes TransientError."""
@@ -217,14 +225,15 @@ def _by_volume(listings: list[Listing], max_size: int) -> Iterator[list[Listing]
         yield group
 
 
-def _copy_and_expunge(client: IMAPClient, uid: int, folder: str) -> None:
+def _copy_and_expunge(client: IMAPClient, uids: list[int], folder: str) -> None:
     """MOVE by hand; without UIDPLUS, others' \\Deleted marks are lifted around the EXPUNGE."""
-    client.copy([uid], folder)
-    client.add_flags([uid], [DELETED], silent=True)
+    client.copy(uids, folder)
+    client.add_flags(uids, [DELETED], silent=True)
     if client.has_capability("UIDPLUS"):
-        client.uid_expunge([uid])
+        client.uid_expunge(uids)
         return
-    others = [other for other in client.search(["DELETED"]) if other != uid]
+    moving = set(uids)
+    others = [other for other in client.search(["DELETED"]) if other not in moving]
     if others:
         client.remove_flags(others, [DELETED], silent=True)
     try:
@@ -241,15 +250,18 @@ def _aware(moment: Any) -> datetime | None:
     return moment.astimezone(UTC)
 
 
-def _idle_until(client: IMAPClient, deadline: float, stop: StopFlag) -> None:
-    """Within IDLE: return on a change, at `deadline` or on `stop`; raise if the server left."""
+def _idle_until(client: IMAPClient, deadline: float, stop: StopFlag) -> bool:
+    """Within IDLE: True on a change, False at `deadline` or on `stop`; raise if the server
+    left."""
     while time.monotonic() < deadline and not stop.is_set():
         started = time.monotonic()
-        responses = client.idle_check(timeout=1.0)
+        timeout = min(1.0, deadline - started)
+        responses = client.idle_check(timeout=timeout)
         if any(_is_change(r) for r in responses):
-            return
-        if not responses and time.monotonic() - started < 0.5:
+            return True
+        if not responses and time.monotonic() - started < timeout / 2:
             raise ConnectionError("connection closed during IDLE")
+    return False
 
 
 def _is_change(response: Any) -> bool:
@@ -268,7 +280,9 @@ def _abandon(client: IMAPClient) -> None:
         client.shutdown()
 
 
-def _sleep(seconds: float, stop: StopFlag) -> None:
+def _sleep(seconds: float, stop: StopFlag) -> bool:
+    """Sleep `seconds` or until `stop` is set; whether the whole time passed."""
     deadline = time.monotonic() + seconds
     while not stop.is_set() and time.monotonic() < deadline:
         time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
+    return not stop.is_set()

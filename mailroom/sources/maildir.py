@@ -6,7 +6,7 @@ import contextlib
 import mailbox
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,10 +29,12 @@ class Delivered:
 
 class MaildirSource:
     def __init__(self, path: Path, processed_folder: str = "Processed",
-                 max_size: int = Inbox.max_size) -> None:
+                 max_size: int = Inbox.max_size, poll_seconds: float = Inbox.poll_seconds
+                 ) -> None:
         self.path = Path(path)
         self.name = f"maildir:{self.path}"
-        self.max_size = max_size
+        self.max_size, self.poll_seconds = max_size, poll_seconds
+        self.next_poll = 0.0  # a file put straight into cur/ is found by then
         self.skip_before: datetime | None = None
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.box = mailbox.Maildir(self.path, create=True)
@@ -48,6 +50,7 @@ class MaildirSource:
     def fetch(self) -> Iterator[Item]:
         """Every file in new/ and cur/, oldest first, but those delivered before skip_before."""
         self.box.clean()
+        self.next_poll = time.monotonic() + self.poll_seconds
         self.listed = self._list()
         for key in sorted(self.listed):
             delivered = self.listed[key]
@@ -88,23 +91,32 @@ class MaildirSource:
         return Item(raw=raw, mailbox=self.name, uidvalidity=0, uid=delivered.key,
                     arrived=delivered.arrived, size=delivered.size, truncated=truncated)
 
-    def done(self, item: Item) -> None:
-        """Move the file itself (whole, with its time) into the Processed folder."""
-        delivered = self.listed.pop(item.uid, None) if item.uid is not None else None
-        if delivered is None:
-            return
-        place = self.processed_path / delivered.path.parent.name / delivered.path.name
-        with contextlib.suppress(FileNotFoundError):  # moved already
-            delivered.path.rename(place)
+    def done(self, items: Sequence[Item]) -> None:
+        """Move the files themselves (whole, with their times) into the Processed folder."""
+        for item in items:
+            delivered = self.listed.pop(item.uid, None) if item.uid is not None else None
+            if delivered is None:
+                continue
+            place = self.processed_path / delivered.path.parent.name / delivered.path.name
+            with contextlib.suppress(FileNotFoundError):  # moved already
+                delivered.path.rename(place)
 
-    def wait(self, seconds: float, stop: StopFlag) -> None:
-        """Return when a file not listed by the last fetch is delivered, or after `seconds`."""
+    def wait(self, seconds: float, stop: StopFlag) -> bool:
+        """Whether new mail may be waiting: True when a file not listed by the last fetch is
+        delivered into new/, or poll_seconds after that fetch; False after `seconds`."""
         deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline and not stop.is_set():
+        while not stop.is_set():
+            if time.monotonic() >= self.next_poll or self._delivered_since():
+                return True
+            if time.monotonic() >= deadline:
+                break
             time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
-            with os.scandir(self.path / "new") as entries:
-                if any(self._unlisted(entry.name) for entry in entries):
-                    return
+        return False
+
+    def _delivered_since(self) -> bool:
+        """Whether new/ holds a file the last fetch did not list."""
+        with os.scandir(self.path / "new") as entries:
+            return any(self._unlisted(entry.name) for entry in entries)
 
     def _unlisted(self, name: str) -> bool:
         return not name.startswith(".") and name.split(self.box.colon)[0] not in self.listed

@@ -9,6 +9,7 @@ import socket
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -22,21 +23,34 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 class Database:
-    """An engine plus a session factory for one database URL."""
+    """An engine plus a session factory for one database URL; for SQLite a second engine whose
+    commits do not wait for the disk, for work a power cut may undo without harm."""
 
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine = _engine(url)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        in_memory = make_url(url).database in (None, "", ":memory:")
+        self.light = _engine(url, durable=False) if self.is_sqlite and not in_memory \
+            else self.engine
+        self.light_sessions = sessionmaker(self.light, expire_on_commit=False)
 
     @property
     def is_sqlite(self) -> bool:
         return self.engine.dialect.name == "sqlite"
 
     @contextmanager
-    def transaction(self) -> Iterator[Session]:
-        """A session whose work is committed together at the end, or not at all."""
-        with self.sessions() as session, session.begin():
+    def transaction(self, durable: bool = True) -> Iterator[Session]:
+        """A session whose work is committed together at the end, or not at all.
+
+        Not `durable`: the commit returns before it is on disk, so a power cut (not a crash of
+        the process) may take it back. For marks whose loss repeats work rather than loses it:
+        a mail marked sent, then sent again.
+        """
+        with (self.sessions if durable else self.light_sessions)() as session, \
+                session.begin():
+            if not durable and not self.is_sqlite:
+                session.execute(text("SET LOCAL synchronous_commit TO OFF"))
             yield session
 
     def upgrade(self) -> None:
@@ -48,6 +62,7 @@ class Database:
         return InstanceLock(self)
 
     def close(self) -> None:
+        self.light.dispose()
         self.engine.dispose()
 
 
@@ -115,23 +130,38 @@ def _lock_path(url: str) -> Path:
     return Path(database).with_name(Path(database).name + ".lock")
 
 
-def _engine(url: str) -> Engine:
+def _engine(url: str, durable: bool = True) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
         return create_engine(url, pool_pre_ping=True)
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(url, connect_args={"timeout": 30})
-    event.listen(engine, "connect", _sqlite_pragmas)
+    event.listen(engine, "connect", partial(_sqlite_pragmas, durable=durable))
+    event.listen(engine, "begin", _sqlite_begin)
     return engine
 
 
-def _sqlite_pragmas(connection: Any, _record: Any) -> None:
+def _sqlite_pragmas(connection: Any, _record: Any, durable: bool) -> None:
+    """WAL, with every commit on disk before it returns (unless not `durable`): a message is
+    moved out of the inbox only after its outcome is committed, and a power loss must not
+    take that commit back.
+
+    The driver's own transaction handling is turned off (SQLAlchemy begins each transaction
+    itself, below), so that savepoints work: one message of a batch can fail alone.
+    """
+    connection.isolation_level = None
     cursor = connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
     cursor.close()
+
+
+def _sqlite_begin(connection: Connection) -> None:
+    """Take the write lock at the start (waiting up to the timeout for another writer): a
+    transaction that read first would otherwise fail, not wait, if another wrote meanwhile."""
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def _alembic_config(engine: Engine) -> AlembicConfig:

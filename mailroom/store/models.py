@@ -122,6 +122,9 @@ class Message(Base):
     direction: Mapped[str] = mapped_column(String(3))  # "in" or "out"
     message_id: Mapped[str] = mapped_column(String(998), index=True)
     sender: Mapped[str] = mapped_column(String(320), default="")
+    # what a template shows of it (None before 0005: then read from `raw`)
+    sender_name: Mapped[str | None] = mapped_column(String(320))
+    files: Mapped[int | None] = mapped_column(Integer)  # how many attachments it carries
     subject: Mapped[str] = mapped_column(Text, default="")
     text: Mapped[str] = mapped_column(Text, default="")
     new_text: Mapped[str] = mapped_column(Text, default="")  # without quotes and signature

@@ -10,12 +10,9 @@ engine = context.config.attributes["engine"]
 with engine.connect() as connection:
     sqlite = connection.dialect.name == "sqlite"
     driver: Any = connection.connection.driver_connection
-    level = driver.isolation_level if sqlite else None
-    if sqlite:  # all DDL in one real transaction, keys off: batch mode rebuilds tables
+    if sqlite:  # all DDL in one transaction (store.db begins it), keys off: tables are rebuilt
         connection.commit()
-        driver.isolation_level = None
-        driver.execute("PRAGMA foreign_keys=OFF")
-        connection.exec_driver_sql("BEGIN")
+        driver.execute("PRAGMA foreign_keys=OFF")  # outside a transaction, or it is ignored
     try:
         context.configure(connection=connection, target_metadata=Base.metadata,
                           render_as_batch=True)
@@ -33,4 +30,3 @@ with engine.connect() as connection:
     finally:
         if sqlite:
             driver.execute("PRAGMA foreign_keys=ON")
-            driver.isolation_level = level
