@@ -96,8 +96,23 @@ class _SenderHeader(headerregistry.UniqueAddressHeader, headerregistry.BaseHeade
         return f"{self.name}: {phrase} <{address.addr_spec}>{linesep}"
 
 
+class _HeaderClasses(headerregistry.HeaderRegistry):
+    """The email package's header classes, each made once: its registry makes a new class for
+    every header set, which was most of the time it took to compose a mail."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.made: dict[str, type[headerregistry.BaseHeader]] = {}
+
+    def __getitem__(self, name: str) -> type[headerregistry.BaseHeader]:
+        key = name.lower()
+        if key not in self.made:
+            self.made[key] = super().__getitem__(name)
+        return self.made[key]
+
+
 def _policy() -> email.policy.EmailPolicy[EmailMessage]:
-    headers = headerregistry.HeaderRegistry()
+    headers = _HeaderClasses()
     headers.map_to_type("from", _SenderHeader)
     return email.policy.default.clone(header_factory=headers)
 

@@ -83,6 +83,8 @@ class Intake:
 
     def _together(self, items: Sequence[Item]) -> list[Outcome]:
         with self.db.transaction() as session:
+            for item in {(item.mailbox, item.uidvalidity): item for item in items}.values():
+                _remember_uidvalidity(session, item)
             outcomes = [self._in_savepoint(session, item) for item in items]
             keys = [_attempt_key(item) for item in items]
             session.execute(delete(IntakeAttempt).where(IntakeAttempt.key.in_(keys)))
@@ -146,6 +148,7 @@ class Intake:
     def _process_once(self, item: Item) -> Outcome:
         try:
             with self.db.transaction() as session:
+                _remember_uidvalidity(session, item)
                 outcome = self._process(session, item)
                 _forget_attempts(session, item)
                 return outcome
@@ -167,7 +170,6 @@ class Intake:
             return attempt.count
 
     def _process(self, session: Session, item: Item) -> Outcome:
-        _remember_uidvalidity(session, item)
         earlier = _recorded(session, item)
         if earlier is not None:
             return _outcome_of(earlier, repeat=True)

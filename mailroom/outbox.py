@@ -21,7 +21,7 @@ from typing import Protocol, TypeVar
 
 import jinja2
 from sqlalchemy import ColumnElement, case, func, or_, select, update
-from sqlalchemy.orm import object_session
+from sqlalchemy.orm import object_session, selectinload
 
 from mailroom import compose, parse, tls, workflow
 from mailroom.clock import Clock
@@ -318,12 +318,18 @@ class Outbox:
                                       .where(Queued.status == "pending")) or 0)
 
     def _deliver_all(self, claimed: list[int], result: Flushed) -> None:
+        """Send the claimed mails, read together; each marked in a commit of its own."""
         try:
-            for row_id in claimed:
-                outcome = self._deliver(row_id, result)
-                setattr(result, outcome, getattr(result, outcome) + 1)
-                if outcome == "deferred":
-                    break  # the server is unwell; the rest waits for the next flush
+            with self.db.session(durable=False) as session:
+                rows = session.scalars(select(Queued).where(Queued.id.in_(claimed)).options(
+                    selectinload(Queued.request), selectinload(Queued.inbound))).all()
+                by_id = {row.id: row for row in rows}
+                for row_id in claimed:
+                    outcome = self._deliver(by_id.get(row_id), result)
+                    session.commit()
+                    setattr(result, outcome, getattr(result, outcome) + 1)
+                    if outcome == "deferred":
+                        break  # the server is unwell; the rest waits for the next flush
         finally:
             self._release(claimed)
 
@@ -367,32 +373,30 @@ class Outbox:
                                                  Queued.claimed_by == self.name)
                             .values(claimed_by="", claimed_until=None))
 
-    def _deliver(self, row_id: int, result: Flushed) -> str:
-        with self.db.transaction(durable=False) as session:
-            row = session.get(Queued, row_id)
-            if row is None or row.status != "pending" or row.claimed_by != self.name:
-                return "skipped"  # another sender took it meanwhile
-            try:
-                message = self._message(row)
-            except Exception as exc:  # a template or a requester's file: held, the admin told
-                log.exception("%s could not be composed", row.message_id)
-                self._defer(row, f"{HELD}: {_explained(row, exc)}")
-                return "held"
-            try:
-                refused = self.transport.send(_envelope_from(row, self.config),
-                                              [*row.recipients, *row.cc], message)
-            except TransientError as exc:
-                self._defer(row, str(exc))
-                if isinstance(exc, ServerRefused):
-                    result.problem = str(exc)
-                return "deferred"
-            except PermanentError as exc:  # refused for good: recorded, never lost
-                return self._give_up(row, exc)
-            except Exception as exc:  # the disk, or a transport's bug: kept and tried again
-                log.exception("%s could not be handed over", row.message_id)
-                self._defer(row, f"{type(exc).__name__}: {exc}")
-                return "deferred"
-            return self._sent(row, refused)
+    def _deliver(self, row: Queued | None, result: Flushed) -> str:
+        if row is None or row.status != "pending" or row.claimed_by != self.name:
+            return "skipped"  # another sender took it meanwhile
+        try:
+            message = self._message(row)
+        except Exception as exc:  # a template or a requester's file: held, the admin told
+            log.exception("%s could not be composed", row.message_id)
+            self._defer(row, f"{HELD}: {_explained(row, exc)}")
+            return "held"
+        try:
+            refused = self.transport.send(_envelope_from(row, self.config),
+                                          [*row.recipients, *row.cc], message)
+        except TransientError as exc:
+            self._defer(row, str(exc))
+            if isinstance(exc, ServerRefused):
+                result.problem = str(exc)
+            return "deferred"
+        except PermanentError as exc:  # refused for good: recorded, never lost
+            return self._give_up(row, exc)
+        except Exception as exc:  # the disk, or a transport's bug: kept and tried again
+            log.exception("%s could not be handed over", row.message_id)
+            self._defer(row, f"{type(exc).__name__}: {exc}")
+            return "deferred"
+        return self._sent(row, refused)
 
     def _message(self, row: Queued) -> EmailMessage:
         return self.composer.compose(self._mail(row))

@@ -98,7 +98,7 @@ def open_request(session: Session, inbound: Inbound, message: Message, route: Ro
         priority=route.priority, category=route.category, tags=list(route.tags),
         watchers=list(route.watchers), cc=_colleagues(inbound, config),
         template_set=route.templates, rule=route.rule, rules_version=route.rules_version,
-        created_at=now, received_at=received,
+        created_at=now, received_at=received, events=[],  # a new history: nothing to load
     )
     set_due(request, department, received, *_target(route, department))
     request.promised_at = _promise(session, request, department, now)
@@ -109,8 +109,9 @@ def open_request(session: Session, inbound: Inbound, message: Message, route: Ro
     _event(turn, "opened", message=message.id, message_id=inbound.message_id)
     _event(turn, "routed", **_routing(route))
     _link(turn, previous)
-    quiet = unverified or _unread(request.requester) or \
-        _too_many_acks(session, request.requester, config, now)
+    with session.no_autoflush:  # the acks counted were written with their own requests
+        quiet = unverified or _unread(request.requester) or \
+            _too_many_acks(session, request.requester, config, now)
     if quiet:
         _event(turn, "not acknowledged", reason=quiet)
     else:

@@ -23,16 +23,15 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 class Database:
-    """An engine plus a session factory for one database URL; for SQLite a second engine whose
-    commits do not wait for the disk, for work a power cut may undo without harm."""
+    """An engine plus a session factory for one database URL, and a second engine whose commits
+    do not wait for the disk, for work a power cut may undo without harm."""
 
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine = _engine(url)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
-        in_memory = make_url(url).database in (None, "", ":memory:")
-        self.light = _engine(url, durable=False) if self.is_sqlite and not in_memory \
-            else self.engine
+        in_memory = self.is_sqlite and make_url(url).database in (None, "", ":memory:")
+        self.light = self.engine if in_memory else _engine(url, durable=False)
         self.light_sessions = sessionmaker(self.light, expire_on_commit=False)
 
     @property
@@ -47,11 +46,12 @@ class Database:
         the process) may take it back. For marks whose loss repeats work rather than loses it:
         a mail marked sent, then sent again.
         """
-        with (self.sessions if durable else self.light_sessions)() as session, \
-                session.begin():
-            if not durable and not self.is_sqlite:
-                session.execute(text("SET LOCAL synchronous_commit TO OFF"))
+        with self.session(durable) as session, session.begin():
             yield session
+
+    def session(self, durable: bool = True) -> Session:
+        """A session for several transactions, each ended by its commit() (see transaction)."""
+        return (self.sessions if durable else self.light_sessions)()
 
     def upgrade(self) -> None:
         """Bring the schema to the newest migration (safe to run every start)."""
@@ -133,7 +133,8 @@ def _lock_path(url: str) -> Path:
 def _engine(url: str, durable: bool = True) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        return create_engine(url, pool_pre_ping=True)
+        options = {} if durable else {"options": "-c synchronous_commit=off"}
+        return create_engine(url, pool_pre_ping=True, connect_args=options)
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(url, connect_args={"timeout": 30})
