@@ -207,19 +207,22 @@ def ingest(args: argparse.Namespace) -> int:
         print(f"mailroom: {exc}", file=sys.stderr)
         return EX_TEMPFAIL
     log.info("stdin: %s", outcome)
-    _send_now(settings, db, clock)
+    _send_now(settings, db, clock, outcome)
     return 0
 
 
-def _send_now(settings: Settings, db: Database, clock: clocks.Clock) -> None:
-    """Send what is due now; any failure leaves it to the running service, which retries."""
+def _send_now(settings: Settings, db: Database, clock: clocks.Clock, outcome: Outcome) -> None:
+    """Send the mail the message caused; any failure leaves it to the running service."""
     config = settings.config
     try:
         outbox = Outbox(db, config, settings.composer, transport_for(config.outgoing), clock)
-        outbox.flush()
-        _unsent(outbox.waiting(), "the running service sends them")
+        result = outbox.flush(about=outcome.message_row)
     except Exception as exc:  # the message is recorded: the MTA must not deliver it again
-        log.warning("sending after ingest failed, the running service sends it: %s", exc)
+        log.warning("sending after ingest failed; the running service sends it: %s", exc)
+        return
+    if result.deferred or result.held:
+        log.warning("%d mails wait in the outbox; the running service sends them",
+                    result.deferred + result.held)
 
 
 def check(args: argparse.Namespace) -> int:

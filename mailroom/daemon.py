@@ -124,6 +124,7 @@ class Daemon:
             if reclaim(db):  # the lock is ours: whoever held these claims has died
                 log.info("freed the outbox claims of an instance that stopped mid-flush")
             self.source = source_for(config.inbox)
+            self.mail_waiting = True  # a new inbox may hold mail already
             self.transport = transport_for(config.outgoing)
         except BaseException:
             if lock is not None:
@@ -326,7 +327,7 @@ class Daemon:
         self.notices.send()
 
     def shutdown(self) -> None:
-        """Ask a running daemon (another thread) to stop after the message in hand."""
+        """Ask a running daemon (another thread) to stop after the batch in hand."""
         self.stop.set()
         self.wake.set()
 
@@ -356,7 +357,7 @@ class Daemon:
 
     def _install_signals(self) -> None:
         def stop(signum: int, _frame: FrameType | None) -> None:
-            log.info("signal %s: finishing the message in hand, then stopping", signum)
+            log.info("signal %s: finishing the batch in hand, then stopping", signum)
             self.stop.set()
             self.wake.set()
 

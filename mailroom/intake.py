@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 from collections.abc import Sequence
@@ -26,6 +27,7 @@ log = logging.getLogger(__name__)
 NEW_REQUEST, REPLY, IGNORED, QUARANTINED = "new_request", "reply", "ignored", "quarantined"
 TOO_LARGE = "too large"  # the reason of a message quarantined unread, its header alone kept
 MAX_ATTEMPTS = 3  # starts on one message that never finished before it is quarantined
+SENDER_NAME_LIMIT = 320  # the column's width
 
 
 @dataclass(frozen=True)
@@ -64,9 +66,15 @@ class Intake:
                 return self._together(items)
         except IntegrityError:
             pass  # another process recorded one of them meanwhile: one at a time sees which
-        except OperationalError as exc:
+        except OperationalError as exc:  # the database failed, not a message: no start counted
+            with contextlib.suppress(OperationalError):
+                self._forget_starts(items)
             raise TransientError(f"database: {exc.orig}") from exc
         return [self.process(item) for item in items]
+
+    def _forget_starts(self, items: Sequence[Item]) -> None:
+        with self.db.transaction() as session:
+            _forget_attempts(session, *items)
 
     def _first_start(self, items: Sequence[Item]) -> bool:
         """Count a start on each item, committed before the work begins; False (counting
@@ -86,8 +94,7 @@ class Intake:
             for item in {(item.mailbox, item.uidvalidity): item for item in items}.values():
                 _remember_uidvalidity(session, item)
             outcomes = [self._in_savepoint(session, item) for item in items]
-            keys = [_attempt_key(item) for item in items]
-            session.execute(delete(IntakeAttempt).where(IntakeAttempt.key.in_(keys)))
+            _forget_attempts(session, *items)
             return outcomes
 
     def _in_savepoint(self, session: Session, item: Item) -> Outcome:
@@ -302,8 +309,9 @@ def _attempt_key(item: Item) -> str:
     return hashlib.sha256(where.encode() if where else item.raw).hexdigest()
 
 
-def _forget_attempts(session: Session, item: Item) -> None:
-    session.execute(delete(IntakeAttempt).where(IntakeAttempt.key == _attempt_key(item)))
+def _forget_attempts(session: Session, *items: Item) -> None:
+    keys = [_attempt_key(item) for item in items]
+    session.execute(delete(IntakeAttempt).where(IntakeAttempt.key.in_(keys)))
 
 
 def _internal(exc: Exception) -> str:
@@ -350,7 +358,7 @@ def _message(item: Item, inbound: Inbound | None, outcome: str, reason: str,
         direction="in",
         message_id=inbound.message_id if inbound else parse.synthetic_message_id(item.raw),
         sender=inbound.sender if inbound else "",
-        sender_name=inbound.sender_name if inbound else "",
+        sender_name=inbound.sender_name[:SENDER_NAME_LIMIT] if inbound else "",
         files=len(inbound.attachments) if inbound else 0,
         subject=inbound.subject if inbound else "",
         text=inbound.text if inbound else "",

@@ -132,14 +132,16 @@ class Notices:
             return 0
         with self.db.transaction() as session:
             problems = untold(session, now)
-            if not problems:
-                return 0
-            mail = admin_mail(service, _subject(problems), problems_text(problems), now)
-            if not self.tell(mail):
-                return 0
+        if not problems:
+            return 0
+        mail = admin_mail(service, _subject(problems), problems_text(problems), now)
+        if not self.tell(mail):  # with no transaction open: the server may take its time
+            return 0
+        with self.db.transaction() as session:
             for problem in problems.all():
+                session.add(problem)
                 problem.told_admin_at = now
-            return len(problems.all())
+        return len(problems.all())
 
     def tell(self, mail: EmailMessage) -> bool:
         """Send one mail to the admin now; False (logged) if the server would not take it."""

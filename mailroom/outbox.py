@@ -21,7 +21,7 @@ from typing import Protocol, TypeVar
 
 import jinja2
 from sqlalchemy import ColumnElement, case, func, or_, select, update
-from sqlalchemy.orm import object_session, selectinload
+from sqlalchemy.orm import Session, object_session, selectinload
 
 from mailroom import compose, parse, tls, workflow
 from mailroom.clock import Clock
@@ -290,9 +290,10 @@ class Outbox:
         self.unwell = 0  # flushes in a row the server failed: the whole queue backs off
         self.resume_at: datetime | None = None
 
-    def flush(self, limit: int | None = None) -> Flushed:
+    def flush(self, limit: int | None = None, about: int | None = None) -> Flushed:
         """Send the due mails, acknowledgments first, over one connection: `limit` at most
-        (None: until none is due); `more` says the limit stopped it."""
+        (None: until none is due); `more` says the limit stopped it. `about`: only the mail
+        caused by that inbound message (its row id)."""
         result = Flushed()
         if self.resume_at is not None and self.clock.now() < self.resume_at:
             return result
@@ -300,7 +301,7 @@ class Outbox:
         try:
             while not result.deferred:
                 room = CLAIM_BATCH if limit is None else min(CLAIM_BATCH, limit - taken)
-                claimed = self._claim(room) if room > 0 else []
+                claimed = self._claim(room, about) if room > 0 else []
                 if not claimed:
                     result.more = room <= 0
                     break
@@ -312,20 +313,25 @@ class Outbox:
         return result
 
     def waiting(self) -> int:
-        """How many mails are not sent yet (deferred, held, or due later)."""
+        """How many mails could not be sent yet: due now, deferred or held (not those only
+        scheduled for later)."""
         with self.db.transaction() as session:
-            return int(session.scalar(select(func.count()).select_from(Queued)
-                                      .where(Queued.status == "pending")) or 0)
+            return int(session.scalar(select(func.count()).select_from(Queued).where(
+                Queued.status == "pending", or_(Queued.last_error != "",
+                                                Queued.next_attempt_at <= self.clock.now())))
+                or 0)
 
     def _deliver_all(self, claimed: list[int], result: Flushed) -> None:
-        """Send the claimed mails, read together; each marked in a commit of its own."""
+        """Send the claimed mails, read together; each marked in a commit of its own that does
+        not wait for the disk (the claims' release, durable, writes them all down)."""
         try:
             with self.db.session(durable=False) as session:
                 rows = session.scalars(select(Queued).where(Queued.id.in_(claimed)).options(
                     selectinload(Queued.request), selectinload(Queued.inbound))).all()
+                session.commit()  # no transaction stays open while a server takes mail
                 by_id = {row.id: row for row in rows}
                 for row_id in claimed:
-                    outcome = self._deliver(by_id.get(row_id), result)
+                    outcome = self._deliver(session, by_id.get(row_id), result)
                     session.commit()
                     setattr(result, outcome, getattr(result, outcome) + 1)
                     if outcome == "deferred":
@@ -350,13 +356,14 @@ class Outbox:
         wait = min(timedelta(seconds=30 * 2 ** min(self.unwell - 1, 10)), MAX_BACKOFF)
         self.resume_at = self.clock.now() + wait
 
-    def _claim(self, limit: int) -> list[int]:
+    def _claim(self, limit: int, about: int | None = None) -> list[int]:
         """Take the due mails no other sender holds; a claim is one row update each."""
         now = self.clock.now()
-        with self.db.transaction(durable=False) as session:
+        caused = [] if about is None else [Queued.inbound_id == about]
+        with self.db.transaction() as session:
             due = list(session.scalars(
                 select(Queued.id).where(Queued.status == "pending",
-                                        Queued.next_attempt_at <= now, _unclaimed(now))
+                                        Queued.next_attempt_at <= now, _unclaimed(now), *caused)
                 .order_by(FIRST, Queued.id).limit(limit)))
             session.execute(update(Queued).where(Queued.id.in_(due), Queued.status == "pending",
                                                  _unclaimed(now))
@@ -367,13 +374,14 @@ class Outbox:
                 .order_by(FIRST, Queued.id)))
 
     def _release(self, row_ids: list[int]) -> None:
-        """Give back the claims of mails not sent in this flush (the server was unwell)."""
-        with self.db.transaction(durable=False) as session:
+        """Give back the claims of mails not sent in this flush (the server was unwell); being
+        durable, this commit also writes down the marks made since the claim."""
+        with self.db.transaction() as session:
             session.execute(update(Queued).where(Queued.id.in_(row_ids),
                                                  Queued.claimed_by == self.name)
                             .values(claimed_by="", claimed_until=None))
 
-    def _deliver(self, row: Queued | None, result: Flushed) -> str:
+    def _deliver(self, session: Session, row: Queued | None, result: Flushed) -> str:
         if row is None or row.status != "pending" or row.claimed_by != self.name:
             return "skipped"  # another sender took it meanwhile
         try:
@@ -382,6 +390,7 @@ class Outbox:
             log.exception("%s could not be composed", row.message_id)
             self._defer(row, f"{HELD}: {_explained(row, exc)}")
             return "held"
+        session.commit()  # what composing read: the mark is written in a transaction of its own
         try:
             refused = self.transport.send(_envelope_from(row, self.config),
                                           [*row.recipients, *row.cc], message)

@@ -3,6 +3,7 @@ their mail sent right after (acknowledgments first), `run --once` sending all it
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import sys
 import time
@@ -20,6 +21,7 @@ from mailroom import intake as intake_module
 from mailroom.clock import Clock
 from mailroom.daemon import Daemon
 from mailroom.intake import MAX_ATTEMPTS, NEW_REQUEST, QUARANTINED
+from mailroom.outbox import MaildirTransport
 from mailroom.sources import Item, batches
 from mailroom.sources.imap import ImapSource
 from mailroom.store.models import IntakeAttempt, Message, Outgoing
@@ -27,7 +29,7 @@ from tests.servers import Dovecot, SmtpCapture
 from tests.sites import request_mail, site
 from tests.test_cli import mailroom
 from tests.test_daemon_imap import imap_site, running, timers_every, wait_until
-from tests.test_daemon_maildir import deliver, sent
+from tests.test_daemon_maildir import deliver, sent, take
 
 
 def batched_site(folder: Path, batch_size: int = 50,
@@ -198,11 +200,31 @@ def test_run_once_says_how_many_mails_wait_when_the_server_defers_them(
     assert len(about_requests) == len(set(about_requests)) == 6
 
 
-def test_ingest_sends_what_its_message_caused(tmp_path: Path) -> None:
+def test_ingest_sends_what_its_message_caused_and_nothing_else(tmp_path: Path) -> None:
     config = batched_site(tmp_path)
+    daemon = Daemon(config, Clock())
+    with daemon.db.transaction() as session:  # mail of another's, due: the service sends it
+        session.add(unsent_mail("<other@contoh.co.id>", datetime.now(UTC)))
+    daemon.close()
     result = mailroom("--config", str(config), "ingest", stdin=requests(1)[0])
     assert result.returncode == 0, result.stderr.decode()
     assert kinds(sent(config)) == ["ack 1", "forward 1"]
+
+
+def unsent_mail(message_id: str, due: datetime, last_error: str = "") -> Outgoing:
+    return Outgoing(template="ack", language="id", recipients=["budi@contoh.co.id"],
+                    message_id=message_id, created_at=datetime.now(UTC), next_attempt_at=due,
+                    last_error=last_error, attempts=1 if last_error else 0)
+
+
+def test_run_once_is_content_with_mail_scheduled_for_later(tmp_path: Path) -> None:
+    config = batched_site(tmp_path)
+    daemon = Daemon(config, Clock())
+    with daemon.db.transaction() as session:  # e.g. a manager's mail held for opening hours
+        session.add(unsent_mail("<later@contoh.co.id>", datetime.now(UTC) + timedelta(hours=9)))
+    daemon.close()
+    result = mailroom("--config", str(config), "run", "--once")
+    assert result.returncode == 0, result.stderr.decode()
 
 
 def test_an_acknowledgment_goes_ahead_of_a_backlog_of_mail(tmp_path: Path) -> None:
@@ -264,6 +286,50 @@ def test_sending_does_not_import_the_inbox_side() -> None:
          "print(sorted(m for m in sys.modules if m.startswith('mailroom.sources')))"],
         capture_output=True, text=True, check=True).stdout
     assert "mailroom.sources.imap" not in loaded, loaded
+
+
+def test_mail_arriving_while_a_batch_is_taken_is_taken_next(
+        tmp_path: Path, dovecot: Dovecot, smtp: SmtpCapture,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Its EXISTS comes in the answer to a FETCH or the MOVE, not to the NOOP before IDLE."""
+    dovecot.append(requests(1, "a")[0])
+    real_take = Daemon._take
+    arrived: list[int] = []
+
+    def take(daemon: Daemon, batch: list[Item]) -> Any:
+        if not arrived:
+            arrived.append(dovecot.append(requests(1, "b")[0]))
+        return real_take(daemon, batch)
+
+    monkeypatch.setattr(Daemon, "_take", take)
+    with running(imap_site(tmp_path, dovecot, smtp)):
+        smtp.wait_for(4, timeout=20.0)  # well before the first timer (30 s) ends the IDLE
+
+
+def test_no_database_lock_is_held_while_a_mail_is_handed_over(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = batched_site(tmp_path)
+    deliver(config, *requests(3))
+    daemon = Daemon(config, Clock())
+    take(daemon)
+    locked: list[str] = []
+    real_send = MaildirTransport.send
+
+    def send(transport: MaildirTransport, *args: Any) -> dict[str, str]:
+        other = sqlite3.connect(config.parent / "mailroom.db", timeout=0, isolation_level=None)
+        try:  # what `ingest` or a report would do now
+            other.execute("BEGIN IMMEDIATE")
+            other.execute("ROLLBACK")
+        except sqlite3.OperationalError as exc:
+            locked.append(str(exc))
+        finally:
+            other.close()
+        return real_send(transport, *args)
+
+    monkeypatch.setattr(MaildirTransport, "send", send)
+    assert daemon.flush(limit=None).sent == 6
+    daemon.close()
+    assert locked == []
 
 
 def test_sqlite_commits_reach_the_disk_before_they_return(tmp_path: Path) -> None:

@@ -80,3 +80,12 @@ def test_a_skipped_file_does_not_end_a_wait_but_a_new_delivery_does(tmp_path: Pa
     started = time.monotonic()
     source.wait(10.0, threading.Event())
     assert time.monotonic() - started < 5.0
+
+
+def test_a_file_that_cannot_be_read_does_not_end_every_wait(tmp_path: Path) -> None:
+    inbox = tmp_path / "inbox"
+    deliver(inbox, request_mail())
+    (inbox / "new" / "1.dangling.host").symlink_to(tmp_path / "gone")
+    source = MaildirSource(inbox, poll_seconds=3600)
+    assert len(list(source.fetch())) == 1
+    assert source.wait(0.5, threading.Event()) is False

@@ -86,6 +86,7 @@ class ImapSource:
         """Messages not marked \\Deleted, oldest first; sizes and dates come before any body."""
         client = self.connect()
         self.next_poll = time.monotonic() + self.inbox.poll_seconds
+        _announced(client)  # this SEARCH sees all that was announced so far
         found = self._guard(lambda: client.search(["NOT", "DELETED"]))
         skipped = self._skipped_uids()
         waiting = [uid for uid in sorted(found) if uid not in skipped]
@@ -159,6 +160,7 @@ class ImapSource:
         client = self.connect()
         if self.inbox.idle and client.has_capability("IDLE"):
             return bool(self._guard(lambda: self._idle(client, seconds, stop)))
+        self._guard(client.noop)  # keeps the connection from being logged out as idle
         return _sleep(min(seconds, self.next_poll - time.monotonic()), stop) and \
             time.monotonic() >= self.next_poll
 
@@ -167,8 +169,8 @@ class ImapSource:
         at the RFC 2177 limit the IDLE ends and mail is looked for (True)."""
         renew = time.monotonic() + IDLE_RENEW_SECONDS
         deadline = min(time.monotonic() + seconds, renew)
-        _, responses = client.noop()  # mail that came during the last drain is reported here
-        if any(_is_change(r) for r in responses):
+        _, responses = client.noop()  # mail that came during the last drain is reported here,
+        if any(_is_change(r) for r in responses) or _announced(client):  # or was, to a FETCH
             return True
         if deadline <= time.monotonic() or stop.is_set():
             return False
@@ -264,8 +266,18 @@ def _idle_until(client: IMAPClient, deadline: float, stop: StopFlag) -> bool:
     return False
 
 
+def _announced(client: IMAPClient) -> bool:
+    """Whether the server announced new mail in its answer to an earlier command (a FETCH, the
+    MOVE): imaplib keeps such untagged responses aside, where a NOOP does not see them."""
+    kept = client._imap.untagged_responses
+    exists, recent = kept.pop("EXISTS", None), kept.pop("RECENT", None)
+    return bool(exists) or any(count not in (b"0", "0") for count in recent or ())
+
+
 def _is_change(response: Any) -> bool:
-    return len(response) >= 2 and response[1] in (b"EXISTS", b"RECENT")
+    """An untagged EXISTS, or a RECENT of more than none."""
+    return len(response) >= 2 and (response[1] == b"EXISTS" or
+                                   (response[1] == b"RECENT" and response[0] != 0))
 
 
 def _quietly_close(client: IMAPClient) -> None:

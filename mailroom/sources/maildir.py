@@ -116,10 +116,12 @@ class MaildirSource:
     def _delivered_since(self) -> bool:
         """Whether new/ holds a file the last fetch did not list."""
         with os.scandir(self.path / "new") as entries:
-            return any(self._unlisted(entry.name) for entry in entries)
+            return any(self._unlisted(entry) for entry in entries)
 
-    def _unlisted(self, name: str) -> bool:
-        return not name.startswith(".") and name.split(self.box.colon)[0] not in self.listed
+    def _unlisted(self, entry: os.DirEntry[str]) -> bool:
+        """A message file the last fetch did not list (one that cannot be read never is)."""
+        delivered = self._delivered(entry)
+        return delivered is not None and delivered.key not in self.listed
 
     def close(self) -> None:
         self.box.close()

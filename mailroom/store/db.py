@@ -43,8 +43,9 @@ class Database:
         """A session whose work is committed together at the end, or not at all.
 
         Not `durable`: the commit returns before it is on disk, so a power cut (not a crash of
-        the process) may take it back. For marks whose loss repeats work rather than loses it:
-        a mail marked sent, then sent again.
+        the process) may take it back, until the next durable commit writes it down too. For
+        marks whose loss repeats work rather than loses it: a mail marked sent, then sent again.
+        Such a transaction takes no lock until it writes.
         """
         with self.session(durable) as session, session.begin():
             yield session
@@ -139,7 +140,7 @@ def _engine(url: str, durable: bool = True) -> Engine:
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(url, connect_args={"timeout": 30})
     event.listen(engine, "connect", partial(_sqlite_pragmas, durable=durable))
-    event.listen(engine, "begin", _sqlite_begin)
+    event.listen(engine, "begin", _sqlite_begin if durable else _sqlite_begin_deferred)
     return engine
 
 
@@ -163,6 +164,12 @@ def _sqlite_begin(connection: Connection) -> None:
     """Take the write lock at the start (waiting up to the timeout for another writer): a
     transaction that read first would otherwise fail, not wait, if another wrote meanwhile."""
     connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _sqlite_begin_deferred(connection: Connection) -> None:
+    """The light engine's transactions take no lock until they write; each that writes is
+    begun afresh for it (see Outbox), so it waits for the lock instead of failing."""
+    connection.exec_driver_sql("BEGIN")
 
 
 def _alembic_config(engine: Engine) -> AlembicConfig:

@@ -14,7 +14,8 @@ depends_on = None
 
 
 def upgrade() -> None:
-    # NULL for messages recorded before: their mails read them from the raw message
+    # NULL for messages recorded before: a template shows no sender name for them, and their
+    # files are read from the raw message
     op.add_column("messages", sa.Column("sender_name", sa.String(length=320), nullable=True))
     op.add_column("messages", sa.Column("files", sa.Integer(), nullable=True))
 
