@@ -34,7 +34,7 @@ benchmark: $(BIN)/mailroom
 bench: system-deps $(BIN)/mailroom
 	$(BIN)/python benchmarks/drain.py
 
-# SIGKILL the daemon at random points while it drains 500 messages, 20 times (about 15 min)
+# SIGKILL the daemon at random points while it drains 500 messages, 20 times (about 10 min)
 crash: $(BIN)/mailroom
 	$(BIN)/python benchmarks/crash.py
 

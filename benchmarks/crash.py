@@ -314,7 +314,7 @@ class Crashes:
     """How a trial kills: delays up to `max_delay` after READY, a share of kills during the
     start, at most `max_kills` kills (then the daemon runs until the inbox is drained)."""
 
-    max_delay: float = 20.0
+    max_delay: float = 4.0  # a drain of 500 takes about 12 s: kills fall within it
     early_share: float = 0.1
     max_kills: int = 50
 
