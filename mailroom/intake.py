@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
@@ -20,7 +20,7 @@ from mailroom.errors import MessageError, TransientError
 from mailroom.parse import Inbound
 from mailroom.sources import Item
 from mailroom.store.db import Database
-from mailroom.store.models import IntakeAttempt, Mailbox, Message
+from mailroom.store.models import IntakeAttempt, Mailbox, Message, Outgoing
 
 log = logging.getLogger(__name__)
 
@@ -66,9 +66,10 @@ class Intake:
                 return self._together(items)
         except IntegrityError:
             pass  # another process recorded one of them meanwhile: one at a time sees which
-        except OperationalError as exc:  # the database failed, not a message: no start counted
-            with contextlib.suppress(OperationalError):
-                self._forget_starts(items)
+        except OperationalError as exc:
+            if _busy(exc):  # another writer held the database, no message was at fault
+                with contextlib.suppress(OperationalError):
+                    self._forget_starts(items)
             raise TransientError(f"database: {exc.orig}") from exc
         return [self.process(item) for item in items]
 
@@ -148,6 +149,8 @@ class Intake:
                                  "from the Processed folder back into the inbox")
             item = Item(raw=row.raw or b"", mailbox=row.mailbox, uidvalidity=row.uidvalidity,
                         uid=row.uid, arrived=row.received_at)
+            session.execute(update(Outgoing).where(Outgoing.inbound_id == row.id)
+                            .values(inbound_id=None))  # the note its sender got stays
             session.delete(row)
             session.flush()
             return self._process(session, item)
@@ -199,7 +202,8 @@ class Intake:
         message = _record_message(session, _message(item, inbound, QUARANTINED, reason,
                                                      self.clock))
         if inbound is not None and guard.check(inbound, self.config.service).answer:
-            notices.tell_sender(session, "too_large", inbound, self.config, self.clock.now(),
+            notices.tell_sender(session, "too_large", inbound, message, self.config,
+                                self.clock.now(),
                                 {"size": size, "limit": limit})
         return _outcome_of(message, repeat=False)
 
@@ -260,7 +264,7 @@ class Intake:
         if found.request is not None:
             workflow.record_ignored(found.request, inbound, message, reason, now)
         elif verdict.check == "stranger" and self.config.service.outsiders == "refuse":
-            notices.tell_sender(session, "refusal", inbound, self.config, now, {})
+            notices.tell_sender(session, "refusal", inbound, message, self.config, now, {})
         return _record(session, message)
 
     def _open(self, session: Session, item: Item, inbound: Inbound, found: thread.Thread,
@@ -312,6 +316,12 @@ def _attempt_key(item: Item) -> str:
 def _forget_attempts(session: Session, *items: Item) -> None:
     keys = [_attempt_key(item) for item in items]
     session.execute(delete(IntakeAttempt).where(IntakeAttempt.key.in_(keys)))
+
+
+def _busy(exc: OperationalError) -> bool:
+    """Whether SQLite was locked by another writer (any other failure may be a message's: its
+    start stays counted, so the batch is taken one at a time and the culprit quarantined)."""
+    return getattr(exc.orig, "sqlite_errorname", "") in ("SQLITE_BUSY", "SQLITE_LOCKED")
 
 
 def _internal(exc: Exception) -> str:

@@ -25,8 +25,8 @@ DEFERRED_ALERT = timedelta(hours=1)  # a mail not out after this long is the adm
 LISTED = 50  # lines of one kind in one notice; the rest are counted
 
 
-def tell_sender(session: Session, template: str, inbound: Inbound, config: Config,
-                now: datetime, detail: dict[str, Any]) -> None:
+def tell_sender(session: Session, template: str, inbound: Inbound, message: Message,
+                config: Config, now: datetime, detail: dict[str, Any]) -> None:
     """Queue a note to the sender of a message that opened no request (never to an address no
     person reads); a refusal goes to one address at most once a day."""
     if robot_address(inbound.sender):
@@ -39,7 +39,7 @@ def tell_sender(session: Session, template: str, inbound: Inbound, config: Confi
     session.add(Outgoing(
         key=key, template=template, language=inbound.language or service.language,
         recipients=[inbound.sender], detail={"subject": inbound.subject, **detail},
-        message_id=thread.service_message_id(template, service),
+        message_id=thread.service_message_id(template, service), inbound=message,
         in_reply_to=inbound.message_id, created_at=now, next_attempt_at=now))
 
 

@@ -359,14 +359,15 @@ class Outbox:
     def _claim(self, limit: int, about: int | None = None) -> list[int]:
         """Take the due mails no other sender holds; a claim is one row update each."""
         now = self.clock.now()
+        free = _unclaimed(now, self.name)
         caused = [] if about is None else [Queued.inbound_id == about]
         with self.db.transaction() as session:
             due = list(session.scalars(
                 select(Queued.id).where(Queued.status == "pending",
-                                        Queued.next_attempt_at <= now, _unclaimed(now), *caused)
+                                        Queued.next_attempt_at <= now, free, *caused)
                 .order_by(FIRST, Queued.id).limit(limit)))
             session.execute(update(Queued).where(Queued.id.in_(due), Queued.status == "pending",
-                                                 _unclaimed(now))
+                                                 free)
                             .values(claimed_by=self.name, claimed_until=now + CLAIM))
             return list(session.scalars(  # those no other sender took in between
                 select(Queued.id).where(Queued.id.in_(due), Queued.claimed_by == self.name,
@@ -388,6 +389,7 @@ class Outbox:
             message = self._message(row)
         except Exception as exc:  # a template or a requester's file: held, the admin told
             log.exception("%s could not be composed", row.message_id)
+            session.commit()  # what composing read: the mark is written afresh
             self._defer(row, f"{HELD}: {_explained(row, exc)}")
             return "held"
         session.commit()  # what composing read: the mark is written in a transaction of its own
@@ -495,8 +497,11 @@ def reclaim(db: Database) -> int:
         return int(freed.rowcount)  # type: ignore[attr-defined]
 
 
-def _unclaimed(now: datetime) -> ColumnElement[bool]:
-    return or_(Queued.claimed_until.is_(None), Queued.claimed_until < now)
+def _unclaimed(now: datetime, mine: str) -> ColumnElement[bool]:
+    """Not claimed, the claim expired, or claimed by this sender in an earlier flush that
+    failed before it could give its claims back (one sender flushes one batch at a time)."""
+    return or_(Queued.claimed_until.is_(None), Queued.claimed_until < now,
+               Queued.claimed_by == mine)
 
 
 def _explained(row: Queued, exc: Exception) -> str:

@@ -18,6 +18,7 @@ from mailroom.store.models import Message, Request
 TOKEN_LENGTH = 24  # hex digits of a reply address's token: 96 bits
 SIGNATURE_LENGTH = 20  # hex digits of a Message-ID's signature: 80 bits
 REFERENCE = r"REQ-(\d{1,12})"
+REFERENCE_LIMIT = 200  # Message-IDs of a References header looked up, the latest
 SUBJECT_TAG = re.compile(rf"\[{REFERENCE}\]", re.IGNORECASE)
 ABOUT_REQUEST = re.compile(rf"^{REFERENCE}\.([a-z_]+)\.[0-9a-f]+$", re.IGNORECASE)
 SIGNED_ID = re.compile(rf"^<([^<>@\s]+)\.([0-9a-f]{{{SIGNATURE_LENGTH}}})@([^<>@\s]+)>$",
@@ -182,10 +183,12 @@ def _candidates(session: Session, inbound: Inbound,
 
 
 def _requests_of(session: Session, ids: list[str]) -> list[int]:
+    """The requests of the first REFERENCE_LIMIT of `ids`, the latest (a References header
+    may hold thousands: more than a query can name)."""
     if not ids:
         return []
     query = (select(Message.request_id).where(Message.direction == "in",
-                                              Message.message_id.in_(ids),
+                                              Message.message_id.in_(ids[:REFERENCE_LIMIT]),
                                               Message.request_id.is_not(None)))
     return [number for number in session.scalars(query) if number is not None]
 

@@ -15,11 +15,13 @@ from typing import Any
 
 import pytest
 from sqlalchemy import func, select, text
+from sqlalchemy.exc import OperationalError
 
 from mailroom import daemon as daemon_module
 from mailroom import intake as intake_module
 from mailroom.clock import Clock
 from mailroom.daemon import Daemon
+from mailroom.errors import TransientError
 from mailroom.intake import MAX_ATTEMPTS, NEW_REQUEST, QUARANTINED
 from mailroom.outbox import MaildirTransport
 from mailroom.sources import Item, batches
@@ -118,6 +120,35 @@ def test_after_a_batch_that_killed_the_process_only_the_killer_is_quarantined(
     assert [o.kind for o in outcomes] == [NEW_REQUEST, QUARANTINED, NEW_REQUEST, NEW_REQUEST]
     assert f"began {MAX_ATTEMPTS} times" in outcomes[1].reason
     daemon.close()
+
+
+def test_a_message_the_database_fails_on_each_time_is_quarantined_not_blocking_the_rest(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = batched_site(tmp_path)
+    deliver(config, *requests(5))
+    real_route = intake_module.rules.route
+
+    def route(ruleset: Any, inbound: Any, arrived: Any) -> Any:
+        if inbound.message_id == "<req-2@mail.contoh.co.id>":  # e.g. a query it makes too big
+            raise OperationalError("SELECT ...", {}, sqlite3.OperationalError("too many terms"))
+        return real_route(ruleset, inbound, arrived)
+
+    monkeypatch.setattr(intake_module.rules, "route", route)
+    daemon = Daemon(config, Clock())
+    for _ in range(MAX_ATTEMPTS + 2):  # each start fails on it, until it is quarantined
+        try:
+            daemon.drain()
+        except TransientError:
+            continue
+    with daemon.db.transaction() as session:
+        recorded = {m.message_id: (m.outcome, m.reason) for m in session.scalars(select(Message))}
+    daemon.close()
+    assert sorted(outcome for outcome, _ in recorded.values()) == [NEW_REQUEST] * 4 + [
+        QUARANTINED]
+    (reason,) = [why for outcome, why in recorded.values() if outcome == QUARANTINED]
+    assert f"began {MAX_ATTEMPTS} times" in reason
+    assert "<req-2@mail.contoh.co.id>" not in recorded  # the other four are there
+    assert list((tmp_path / "inbox" / "new").iterdir()) == []
 
 
 def test_a_kill_between_the_commit_and_the_move_repeats_nothing(
@@ -225,6 +256,27 @@ def test_run_once_is_content_with_mail_scheduled_for_later(tmp_path: Path) -> No
     daemon.close()
     result = mailroom("--config", str(config), "run", "--once")
     assert result.returncode == 0, result.stderr.decode()
+
+
+def test_ingest_sends_a_refusal_it_caused(tmp_path: Path) -> None:
+    config = batched_site(tmp_path)
+    config.write_text(config.read_text().replace("language: id}", "language: id, "
+                                                 "outsiders: refuse}", 1))
+    stranger = request_mail(sender="Orang Luar <orang@luar.example>")
+    assert mailroom("--config", str(config), "ingest", stdin=stranger).returncode == 0
+    (refusal,) = sent(config)
+    assert refusal["To"] == "orang@luar.example"
+
+
+def test_claims_left_by_this_sender_after_a_failed_flush_are_its_own_again(
+        tmp_path: Path) -> None:
+    config = batched_site(tmp_path)
+    deliver(config, *requests(1))
+    daemon = Daemon(config, Clock())
+    take(daemon)
+    assert len(daemon.outbox._claim(10)) == 2  # then the flush failed before its release
+    assert daemon.flush().sent == 2  # at once, not after the claims expire
+    daemon.close()
 
 
 def test_an_acknowledgment_goes_ahead_of_a_backlog_of_mail(tmp_path: Path) -> None:

@@ -270,6 +270,7 @@ def _announced(client: IMAPClient) -> bool:
     """Whether the server announced new mail in its answer to an earlier command (a FETCH, the
     MOVE): imaplib keeps such untagged responses aside, where a NOOP does not see them."""
     kept = client._imap.untagged_responses
+    kept.pop("EXPUNGE", None)  # one per message moved: kept, they would only grow
     exists, recent = kept.pop("EXISTS", None), kept.pop("RECENT", None)
     return bool(exists) or any(count not in (b"0", "0") for count in recent or ())
 

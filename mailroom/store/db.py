@@ -134,14 +134,21 @@ def _lock_path(url: str) -> Path:
 def _engine(url: str, durable: bool = True) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        options = {} if durable else {"options": "-c synchronous_commit=off"}
-        return create_engine(url, pool_pre_ping=True, connect_args=options)
+        engine = create_engine(url, pool_pre_ping=True)
+        if not durable:
+            event.listen(engine, "begin", _quick_commit)
+        return engine
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(url, connect_args={"timeout": 30})
     event.listen(engine, "connect", partial(_sqlite_pragmas, durable=durable))
     event.listen(engine, "begin", _sqlite_begin if durable else _sqlite_begin_deferred)
     return engine
+
+
+def _quick_commit(connection: Connection) -> None:
+    """PostgreSQL: this transaction's commit does not wait for the disk."""
+    connection.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
 
 
 def _sqlite_pragmas(connection: Any, _record: Any, durable: bool) -> None:
