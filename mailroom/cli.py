@@ -178,15 +178,16 @@ def run(args: argparse.Namespace) -> int:
         waiting = daemon.outbox.waiting()
     finally:
         daemon.close()
-    return _unsent(waiting, "`mailroom run` or the next `run --once` sends them")
+    return _unsent(waiting)
 
 
-def _unsent(waiting: int, who: str) -> int:
+def _unsent(waiting: int) -> int:
     """0 when the outbox is empty; else 75, with a line saying how many mails wait."""
     if not waiting:
         return 0
     print(f"mailroom: {waiting} mail{'s' * (waiting != 1)} could not be sent yet and wait in "
-          f"the outbox (`mailroom outbox list` says why); {who}", file=sys.stderr)
+          "the outbox (`mailroom outbox list` says why); `mailroom run` or the next "
+          "`run --once` sends them", file=sys.stderr)
     return EX_TEMPFAIL
 
 

@@ -346,7 +346,6 @@ class Outbox:
                                                  Queued.last_error.startswith(HELD))
                             .values(next_attempt_at=self.clock.now()))
 
-
     def _back_off(self, result: Flushed) -> None:
         """After the server failed, the whole queue waits, longer each time it fails again."""
         if not result.deferred:

@@ -299,12 +299,17 @@ def test_a_mail_written_to_the_maildir_outbox_is_not_written_twice(config: Path)
     assert len(sent(config)) == 2
 
 
-def test_a_reload_whose_new_database_cannot_be_opened_keeps_the_running_one(
-        config: Path) -> None:
-    daemon = Daemon(config, Clock())
+def move_the_database_where_it_cannot_be(config: Path) -> None:
+    """Edit the config so that its database would lie under a file, not a folder."""
     (config.parent / "blocked").write_text("a file, where a folder would have to be")
     config.write_text(config.read_text().replace(
         'sqlite:///mailroom.db', 'sqlite:///blocked/mailroom.db'))
+
+
+def test_a_reload_whose_new_database_cannot_be_opened_keeps_the_running_one(
+        config: Path) -> None:
+    daemon = Daemon(config, Clock())
+    move_the_database_where_it_cannot_be(config)
     assert daemon.reload() is False
     deliver(config, request_mail())
     assert [o.kind for o in daemon.run_once()] == ["new_request"]  # on the old database
@@ -329,9 +334,7 @@ def test_an_outbox_that_cannot_be_written_keeps_the_mail_and_the_daemon(config: 
 def test_a_reload_that_can_reopen_neither_the_new_nor_the_old_ends_the_daemon(
         config: Path) -> None:
     daemon = Daemon(config, Clock())
-    (config.parent / "blocked").write_text("a file, where a folder would have to be")
-    config.write_text(config.read_text().replace(
-        'sqlite:///mailroom.db', 'sqlite:///blocked/mailroom.db'))
+    move_the_database_where_it_cannot_be(config)
     (config.parent / "inbox").rename(config.parent / "inbox-gone")
     (config.parent / "inbox").write_text("the old inbox cannot be opened either")
     with pytest.raises(Unrecoverable, match="neither the new nor the old"):
