@@ -1,4 +1,7 @@
-"""The `mailroom` command: run, ingest, demo, check, rules, sla, requests, quarantine, outbox."""
+"""The `mailroom` command: run, ingest, demo, check, rules, sla, requests, quarantine, outbox, ...
+
+Each group of commands that reads the database for people has a module here; this one parses
+the command line and holds the commands of the running service."""
 
 from __future__ import annotations
 
@@ -20,9 +23,21 @@ from sqlalchemy.orm import undefer
 from mailroom import clock as clocks
 from mailroom import config as config_file
 from mailroom import located, rules, sla
+from mailroom.cli.common import (
+    EX_CONFIG,
+    EX_SOFTWARE,
+    EX_TEMPFAIL,
+    EX_USAGE,
+    config_path,
+    cut,
+    database,
+    env_clock,
+    table,
+    zone_of,
+)
 from mailroom.compose import template_sets
 from mailroom.daemon import Daemon, Settings, known
-from mailroom.errors import ConfigError, MessageError, Problem, TransientError
+from mailroom.errors import ConfigError, MessageError, TransientError
 from mailroom.intake import QUARANTINED, Intake, Outcome, arrival
 from mailroom.outbox import Outbox, transport_for
 from mailroom.parse import Inbound, parse
@@ -32,9 +47,8 @@ from mailroom.store.db import Database, LockedError
 from mailroom.store.models import Event, Message, Request
 from mailroom.store.models import Outgoing as Queued
 
-EX_USAGE, EX_SOFTWARE, EX_TEMPFAIL, EX_CONFIG = 64, 70, 75, 78
 log = logging.getLogger("mailroom")
-SOURCE_TREE = Path(__file__).resolve().parent.parent  # config/ and var/ of a checkout
+SOURCE_TREE = Path(__file__).resolve().parents[2]  # config/ and var/ of a checkout
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -150,26 +164,12 @@ def _help(parser: argparse.ArgumentParser) -> int:
     return 2
 
 
-def _config_path(args: argparse.Namespace) -> Path:
-    return args.config or config_file.default_path()
-
-
-def _clock(running: bool = False) -> clocks.Clock:
-    """The clock MAILROOM_NOW sets; a malformed value is an admin's mistake (exit 78)."""
-    try:
-        return clocks.from_environment(running)
-    except ValueError as exc:
-        raise ConfigError([Problem("MAILROOM_NOW", 0, 0, str(exc),
-                                   "ISO 8601 with a UTC offset, e.g. 2026-11-23T09:00+07:00")]
-                          ) from None
-
-
 def run(args: argparse.Namespace) -> int:
-    clock = _clock(running=not args.once)
+    clock = env_clock(running=not args.once)
     if clock.fixed:
         log.warning("MAILROOM_NOW fixes the clock at %s: this run shows what a run then would "
                     "do and send", clock.now().isoformat())
-    daemon = Daemon(_config_path(args), clock)
+    daemon = Daemon(config_path(args), clock)
     if not args.once:
         daemon.serve()
         return 0
@@ -194,11 +194,11 @@ def _unsent(waiting: int) -> int:
 def ingest(args: argparse.Namespace) -> int:
     """Exit 0 once the message has a recorded outcome, 75 (try again later) otherwise; then
     send what it caused (mail the server defers is left to the running service)."""
-    clock = _clock()
+    clock = env_clock()
     item = read_item(sys.stdin.buffer, arrived=clock.now())  # the MTA's hand-over
     try:
-        settings = Settings.load(_config_path(args))
-        db = _database(settings.config)
+        settings = Settings.load(config_path(args))
+        db = database(settings.config)
         outcome = Intake(settings.config, settings.ruleset, db, clock).process(item)
     except TransientError as exc:
         print(f"mailroom: {exc}; the MTA should try again later", file=sys.stderr)
@@ -227,7 +227,7 @@ def _send_now(settings: Settings, db: Database, clock: clocks.Clock, outcome: Ou
 
 
 def check(args: argparse.Namespace) -> int:
-    settings = Settings.load(_config_path(args))
+    settings = Settings.load(config_path(args))
     print(f"{settings.config.path}: ok ({len(settings.config.departments)} departments)")
     print(f"{settings.config.rules_path}: ok ({len(settings.ruleset.rules)} rules, "
           f"version {settings.ruleset.version})")
@@ -236,7 +236,7 @@ def check(args: argparse.Namespace) -> int:
 
 
 def rules_check(args: argparse.Namespace) -> int:
-    config = config_file.load(_config_path(args))
+    config = config_file.load(config_path(args))
     path = args.file or config.rules_path
     try:
         ruleset = rules.load(path, known(config, template_sets(config.templates_path)))
@@ -248,14 +248,14 @@ def rules_check(args: argparse.Namespace) -> int:
 
 
 def _ruleset(args: argparse.Namespace) -> tuple[config_file.Config, rules.RuleSet]:
-    config = config_file.load(_config_path(args))
+    config = config_file.load(config_path(args))
     path = args.rules or config.rules_path
     return config, rules.load(path, known(config, template_sets(config.templates_path)))
 
 
 def rules_test(args: argparse.Namespace) -> int:
     config, ruleset = _ruleset(args)
-    now = _clock().now()
+    now = env_clock().now()
     results = []
     for path in args.messages:
         try:
@@ -271,7 +271,7 @@ def rules_test(args: argparse.Namespace) -> int:
 
 
 def sla_preview(args: argparse.Namespace) -> int:
-    config = config_file.load(_config_path(args))
+    config = config_file.load(config_path(args))
     department = config.departments.get(args.department)
     if department is None:
         print(f"mailroom: unknown department {args.department!r}; "
@@ -280,7 +280,7 @@ def sla_preview(args: argparse.Namespace) -> int:
     calendar = department.calendar
     try:
         arrival = _local_moment(args.at, calendar.zone) if args.at else \
-            _clock().now()
+            env_clock().now()
     except ValueError:
         print(f"mailroom: --at {args.at!r} is not a time like '2026-12-24 16:30'",
               file=sys.stderr)
@@ -354,8 +354,8 @@ def rules_replay(args: argparse.Namespace) -> int:
     if span is None:
         print(f"mailroom: --since {args.since!r} is not a duration like 30d", file=sys.stderr)
         return 2
-    since = _clock().now() - span
-    db = _database(config)
+    since = env_clock().now() - span
+    db = database(config)
     with db.transaction() as session:
         changes = [_replayed(request, ruleset, config) for request in session.scalars(
             select(Request).where(Request.created_at >= since).order_by(Request.id))]
@@ -390,23 +390,15 @@ def replay_report(changes: list[tuple[str, str, str, str, str]], ruleset: rules.
     return "\n".join(lines)
 
 
-def _database(config: config_file.Config) -> Database:
-    """The database, its schema brought up to date when it is the embedded SQLite."""
-    db = Database(config.database_url)
-    if db.is_sqlite:
-        db.upgrade()
-    return db
-
-
 def db_upgrade(args: argparse.Namespace) -> int:
-    Database(config_file.load(_config_path(args)).database_url).upgrade()
+    Database(config_file.load(config_path(args)).database_url).upgrade()
     print("database schema is up to date")
     return 0
 
 
 def list_requests(args: argparse.Namespace) -> int:
-    config = config_file.load(_config_path(args))
-    db = _database(config)
+    config = config_file.load(config_path(args))
+    db = database(config)
     with db.transaction() as session:
         found = session.scalars(select(Request).order_by(Request.id.desc()).limit(args.limit))
         rows = [_request_row(r, config) for r in found]
@@ -416,9 +408,9 @@ def list_requests(args: argparse.Namespace) -> int:
 
 
 def quarantine_list(args: argparse.Namespace) -> int:
-    config = config_file.load(_config_path(args))
+    config = config_file.load(config_path(args))
     zone = config.service.zone
-    with _database(config).transaction() as session:
+    with database(config).transaction() as session:
         found = list(session.scalars(select(Message).options(undefer(Message.raw)).where(
             Message.direction == "in", Message.outcome == QUARANTINED)
             .order_by(Message.created_at.desc(), Message.id.desc())))
@@ -433,7 +425,7 @@ def quarantine_list(args: argparse.Namespace) -> int:
 def _quarantine_row(message: Message, zone: ZoneInfo) -> list[str]:
     sender, subject = _sender_and_subject(message)
     return [str(message.id), sla.local_time(message.created_at, zone, "en"), sender or "-",
-            _cut(subject, 40), _cut(message.reason, 60)]
+            cut(subject, 40), cut(message.reason, 60)]
 
 
 def quarantined(message: Message, zone: ZoneInfo) -> dict[str, Any]:
@@ -461,8 +453,8 @@ def readable(raw: bytes) -> Inbound | None:
 
 
 def quarantine_show(args: argparse.Namespace) -> int:
-    config = config_file.load(_config_path(args))
-    with _database(config).transaction() as session:
+    config = config_file.load(config_path(args))
+    with database(config).transaction() as session:
         message = session.get(Message, args.id)
         if message is None or message.outcome != QUARANTINED:
             print(_not_quarantined(message, args.id), file=sys.stderr)
@@ -501,15 +493,15 @@ def quarantine_report(message: Message, raw: bytes, zone: ZoneInfo) -> str:
 
 
 def quarantine_release(args: argparse.Namespace) -> int:
-    settings = Settings.load(_config_path(args))
-    db = _database(settings.config)
+    settings = Settings.load(config_path(args))
+    db = database(settings.config)
     with db.transaction() as session:
         message = session.get(Message, args.id)
         if message is None or message.outcome != QUARANTINED:
             print(_not_quarantined(message, args.id), file=sys.stderr)
             return 1
     try:
-        outcome = Intake(settings.config, settings.ruleset, db, _clock()).release(args.id)
+        outcome = Intake(settings.config, settings.ruleset, db, env_clock()).release(args.id)
     except (LookupError, ValueError) as exc:  # gone or released meanwhile
         print(f"mailroom: {exc}", file=sys.stderr)
         return 1
@@ -523,10 +515,10 @@ def quarantine_release(args: argparse.Namespace) -> int:
 
 
 def outbox_list(args: argparse.Namespace) -> int:
-    config = config_file.load(_config_path(args))
+    config = config_file.load(config_path(args))
     zone = config.service.zone
     statuses = ("failed",) if args.failed else ("pending", "failed")
-    with _database(config).transaction() as session:
+    with database(config).transaction() as session:
         found = list(session.scalars(select(Queued).where(Queued.status.in_(statuses))
                                      .order_by(Queued.id)))
         if args.json:
@@ -541,8 +533,8 @@ def outbox_list(args: argparse.Namespace) -> int:
 def _outbox_row(row: Queued, zone: ZoneInfo) -> list[str]:
     due = sla.local_time(row.next_attempt_at, zone, "en") if row.status == "pending" else "-"
     return [str(row.id), row.status, row.template, row.request.reference if row.request else "-",
-            _cut(", ".join(row.recipients), 40), str(row.attempts), due,
-            _cut(row.last_error, 60) or "-"]
+            cut(", ".join(row.recipients), 40), str(row.attempts), due,
+            cut(row.last_error, 60) or "-"]
 
 
 def queued(row: Queued, zone: ZoneInfo) -> dict[str, Any]:
@@ -556,9 +548,9 @@ def queued(row: Queued, zone: ZoneInfo) -> dict[str, Any]:
 
 
 def outbox_retry(args: argparse.Namespace) -> int:
-    config = config_file.load(_config_path(args))
-    now = _clock().now()
-    with _database(config).transaction() as session:
+    config = config_file.load(config_path(args))
+    now = env_clock().now()
+    with database(config).transaction() as session:
         row = session.get(Queued, args.id)
         if row is None or row.status == "sent":
             print(_not_retried(row, args.id, config.service.zone), file=sys.stderr)
@@ -588,29 +580,11 @@ def retry(row: Queued, now: datetime) -> None:
                     "attempts": row.attempts, "last_error": row.last_error}))
 
 
-def _zone_of(request: Request, config: config_file.Config) -> ZoneInfo:
-    """Where a request's times are read: its department's calendar, else the service's zone."""
-    department = config.departments.get(request.department)
-    return department.calendar.zone if department else config.service.zone
-
-
 def _request_row(request: Request, config: config_file.Config) -> list[str]:
-    due = sla.local_time(request.due_at, _zone_of(request, config), "en")
-    return [request.reference, request.requester, _cut(request.subject, 40), request.department,
+    due = sla.local_time(request.due_at, zone_of(request, config), "en")
+    return [request.reference, request.requester, cut(request.subject, 40), request.department,
             f"{request.rule} @{request.rules_version}", request.status, request.assignee or "-",
             due, str(request.transfers)]
-
-
-def _cut(text: str, width: int) -> str:
-    return text if len(text) <= width else text[:width - 1] + "…"
-
-
-def table(headers: list[str], rows: list[list[str]]) -> str:
-    """A plain text table with columns as wide as their widest cell."""
-    widths = [max(len(str(c)) for c in column) for column in zip(headers, *rows, strict=True)]
-    lines = [headers, ["-" * w for w in widths], *rows]
-    return "\n".join("  ".join(str(c).ljust(w) for c, w in zip(line, widths, strict=True)).rstrip()
-                     for line in lines)
 
 
 def demo(args: argparse.Namespace) -> int:
@@ -624,7 +598,7 @@ def demo(args: argparse.Namespace) -> int:
         return EX_USAGE
     _reset_demo(config)
     seeded = _seed(config, path.parent / "demo-mail")
-    daemon = Daemon(path, _clock())
+    daemon = Daemon(path, env_clock())
     outcomes = daemon.run_once()
     daemon.close()
     print(f"{seeded} sample mails in {config.inbox.path}\n")
@@ -709,8 +683,8 @@ def _demo_table(daemon: Daemon, outcomes: list[Outcome]) -> str:
             if request is None:
                 rows.append(["-", "", "", outcome.kind, outcome.reason, ""])
                 continue
-            due = sla.local_time(request.first_response_due_at, _zone_of(request, config), "en")
-            rows.append([request.reference, request.requester, _cut(request.subject, 38),
+            due = sla.local_time(request.first_response_due_at, zone_of(request, config), "en")
+            rows.append([request.reference, request.requester, cut(request.subject, 38),
                          request.department, f"{request.rule} @{request.rules_version}", due])
     return table(["reference", "requester", "subject", "department", "rule", "first reply by"],
                  rows)

@@ -1,0 +1,74 @@
+"""What the `mailroom` commands share: the config and database they work on, the clock, tables."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import TypeVar
+from zoneinfo import ZoneInfo
+
+from rich.console import Console
+from rich.progress import Progress
+
+from mailroom import clock as clocks
+from mailroom import config as config_file
+from mailroom.errors import ConfigError, Problem
+from mailroom.store.db import Database
+from mailroom.store.models import Request
+
+EX_USAGE, EX_SOFTWARE, EX_TEMPFAIL, EX_CONFIG = 64, 70, 75, 78
+T = TypeVar("T")
+
+
+def config_path(args: argparse.Namespace) -> Path:
+    return args.config or config_file.default_path()
+
+
+def env_clock(running: bool = False) -> clocks.Clock:
+    """The clock MAILROOM_NOW sets; a malformed value is an admin's mistake (exit 78)."""
+    try:
+        return clocks.from_environment(running)
+    except ValueError as exc:
+        raise ConfigError([Problem("MAILROOM_NOW", 0, 0, str(exc),
+                                   "ISO 8601 with a UTC offset, e.g. 2026-11-23T09:00+07:00")]
+                          ) from None
+
+
+def database(config: config_file.Config) -> Database:
+    """The database, its schema brought up to date when it is the embedded SQLite."""
+    db = Database(config.database_url)
+    if db.is_sqlite:
+        db.upgrade()
+    return db
+
+
+def zone_of(request: Request, config: config_file.Config) -> ZoneInfo:
+    """Where a request's times are read: its department's calendar, else the service's zone."""
+    department = config.departments.get(request.department)
+    return department.calendar.zone if department else config.service.zone
+
+
+def cut(text: str, width: int) -> str:
+    return text if len(text) <= width else text[:width - 1] + "…"
+
+
+def table(headers: list[str], rows: list[list[str]]) -> str:
+    """A plain text table with columns as wide as their widest cell."""
+    widths = [max(len(str(c)) for c in column) for column in zip(headers, *rows, strict=True)]
+    lines = [headers, ["-" * w for w in widths], *rows]
+    return "\n".join("  ".join(str(c).ljust(w) for c, w in zip(line, widths, strict=True)).rstrip()
+                     for line in lines)
+
+
+def progress(items: Iterable[T], total: int, label: str) -> Iterator[T]:
+    """`items` as they are taken, with a progress bar on stderr when it is a terminal."""
+    console = Console(stderr=True)
+    if not console.is_terminal:
+        yield from items
+        return
+    with Progress(console=console, transient=True) as bar:
+        task = bar.add_task(label, total=total)
+        for item in items:
+            yield item
+            bar.advance(task)
