@@ -1,0 +1,39 @@
+"""The words of a request that say what it is about: Indonesian and English, stop words removed."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+WORD = re.compile(r"[^\W\d_][\w'-]*[^\W_]|[^\W\d_]", re.UNICODE)
+
+# Words that say nothing about a request's topic: function words of both languages, greetings,
+# courtesies and the words every request to a service desk has in common.
+INDONESIAN = frozenset("""
+ada adalah agar akan aku anda antara apa apakah atas atau bagaimana bagi bahwa baik bapak belum
+beliau benar berapa bisa boleh bu buat bukan dalam dan dapat dari daripada demikian dengan di dia
+dong engkau harus hari ialah ibu ini itu jadi jika juga kalau kami kamu kan karena ke kecuali
+kemudian kenapa kepada ketika kita lagi lah maka mana masih mau melalui memang mohon mereka
+misalnya mungkin namun nya oleh pada pak para pun saat saja salam sama sampai sangat saya
+sebagai sebelum sedang sejak selamat sementara semua seperti sesudah setelah siang sore sudah
+supaya tadi tapi tapinya telah tentang terima kasih tersebut tetapi tidak tolong untuk wassalam
+ya yaitu yang pagi malam bantuannya bantu bantuan minta meminta terimakasih hormat dengan hal
+sekali banyak saudara rekan tim segera terus lebih kurang hanya begitu belum sudah pernah
+""".split())
+ENGLISH = frozenset("""
+a about above after again against all am an and any are as at be because been before being
+below between both but by can could did do does doing down during each few for from further had
+has have having he her here hers him his how i if in into is it its itself just me more most my
+no nor not now of off on once only or other our ours out over own please same she should so some
+such than thank thanks that the their theirs them then there these they this those through to
+too under until up very was we were what when where which while who whom why will with would you
+your yours hi hello dear regards best kind morning afternoon evening still get got need needs
+help can't cannot don't doesn't isn't i'm i've it's also yet
+""".split())
+STOP_WORDS = INDONESIAN | ENGLISH
+
+
+def words(text: str) -> list[str]:
+    """The lower-case words of `text` in order, without stop words, numbers and punctuation."""
+    folded = unicodedata.normalize("NFKC", text).casefold()
+    return [word for word in WORD.findall(folded) if word not in STOP_WORDS and len(word) > 1]
