@@ -10,7 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -18,9 +18,10 @@ from sqlalchemy import select
 
 from mailroom import config as config_file
 from mailroom import guard
-from mailroom.cli import demo_folder, demo_refusal, main
+from mailroom.cli import main
+from mailroom.cli.demo import demo_folder, demo_refusal
 from mailroom.store.db import Database
-from mailroom.store.models import Event, Message, Outgoing
+from mailroom.store.models import Event, Message, Outgoing, Request
 from tests.servers import SmtpCapture
 from tests.sites import request_mail, site
 
@@ -204,7 +205,7 @@ def test_only_a_config_that_cannot_start_exits_78(tmp_path: Path) -> None:
 # the demo: it deletes what its config names, so only inside its own folder
 
 
-def demo_site(folder: Path, samples: int = 3) -> Path:
+def demo_site(folder: Path, samples: int = 3, story: bool = False) -> Path:
     """config/demo.yaml as a copy keeps it: its inbox, outbox and database in demo/ beside it."""
     text = (ROOT / "config" / "demo.yaml").read_text().replace("../var/", "demo/")
     text = text.replace("rules: rules.example.yaml",
@@ -214,6 +215,8 @@ def demo_site(folder: Path, samples: int = 3) -> Path:
     (folder / "demo-mail").mkdir()
     for mail in sorted((ROOT / "config" / "demo-mail").glob("*.eml"))[:samples]:
         shutil.copy(mail, folder / "demo-mail")
+    if story:
+        shutil.copy(ROOT / "config" / "demo-mail" / "week.yaml", folder / "demo-mail")
     config = folder / "demo.yaml"
     config.write_text(text)
     return config
@@ -286,9 +289,34 @@ def test_demo_resets_and_fills_only_its_own_folder(
     out = capsys.readouterr().out.split("sample mails")[-1]
     assert "REQ-000003" in out and "REQ-000004" not in out
     sent = mailbox.Maildir(tmp_path / "demo" / "outbox", create=False)
-    assert stale not in sent and len(sent) == 6  # an acknowledgment and a forward each
+    assert stale not in sent
+    assert {mail["X-Mailroom-Reference"] for mail in sent} == {  # None: a daily digest
+        "REQ-000001", "REQ-000002", "REQ-000003", None}
     assert (tmp_path / "var" / "mailroom.db").read_bytes() == b"someone else's database"
     assert (tmp_path / "notes.txt").read_text() == "kept"
+
+
+def test_the_demo_plays_its_week_as_written(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MAILROOM_NOW", "2026-12-02T10:00+07:00")  # day 0 is Monday 23 November
+    config = demo_site(tmp_path, samples=16, story=True)
+    assert main(["--config", str(config), "demo"]) == 0
+    out = capsys.readouterr().out
+    assert "Monday, 23 November 2026 to Friday, 27 November 2026: 19 requests" in out
+    assert "found nothing to answer" not in out  # every reply of the story reached its request
+    assert f"mailroom --config {config} report --format html" in out
+    db = Database(f"sqlite:///{tmp_path / 'demo' / 'mailroom.db'}")
+    with db.transaction() as session:
+        requests = {r.reference: r for r in session.scalars(select(Request))}
+    db.close()
+    assert {ref: r.rating for ref, r in requests.items() if r.rating} == {
+        "REQ-000001": 5, "REQ-000003": 4, "REQ-000008": 2, "REQ-000009": 4, "REQ-000010": 5,
+        "REQ-000011": 4, "REQ-000012": 5, "REQ-000017": 5, "REQ-000018": 1}
+    assert [r.reference for r in requests.values() if r.status == "open"] == [
+        "REQ-000002", "REQ-000014", "REQ-000015", "REQ-000019"]
+    assert requests["REQ-000005"].status == "waiting"
+    assert (requests["REQ-000016"].department, requests["REQ-000016"].transfers) == ("ga", 1)
+    assert requests["REQ-000017"].received_at == datetime(2026, 11, 25, 2, 12, tzinfo=UTC)
 
 
 def test_the_shipped_demo_config_keeps_to_var_of_the_source_tree() -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import shutil
 import sys
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -17,7 +16,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
-from sqlalchemy.engine import make_url
 from sqlalchemy.orm import undefer
 
 from mailroom import clock as clocks
@@ -27,7 +25,6 @@ from mailroom.cli.common import (
     EX_CONFIG,
     EX_SOFTWARE,
     EX_TEMPFAIL,
-    EX_USAGE,
     config_path,
     cut,
     database,
@@ -41,7 +38,6 @@ from mailroom.errors import ConfigError, MessageError, TransientError
 from mailroom.intake import QUARANTINED, Intake, Outcome, arrival
 from mailroom.outbox import Outbox, transport_for
 from mailroom.parse import Inbound, parse
-from mailroom.sources.maildir import MaildirSource
 from mailroom.sources.stdin import read_item
 from mailroom.store.db import Database, LockedError
 from mailroom.store.models import Event, Message, Request
@@ -84,7 +80,8 @@ def _parser() -> argparse.ArgumentParser:
     run_cmd = _command(commands, "run", run, "serve the inbox until stopped")
     run_cmd.add_argument("--once", action="store_true", help="drain the inbox once and exit")
     _command(commands, "ingest", ingest, "take one message on standard input (MTA pipe)")
-    _command(commands, "demo", demo, "seed the demo inbox, run once, show what happened")
+    from mailroom.cli import demo
+    demo.add_commands(commands)
     _command(commands, "check", check, "check config, rules and templates")
     listing = _command(commands, "requests", list_requests, "list requests")
     listing.add_argument("--limit", type=int, default=50)
@@ -586,105 +583,3 @@ def _request_row(request: Request, config: config_file.Config) -> list[str]:
             f"{request.rule} @{request.rules_version}", request.status, request.assignee or "-",
             due, str(request.transfers)]
 
-
-def demo(args: argparse.Namespace) -> int:
-    """Reset the demo's folder, seed its inbox with the sample mails, run once and report."""
-    logging.getLogger().setLevel(logging.WARNING)
-    path = args.config or Path("config/demo.yaml")
-    config = config_file.load(path)
-    refusal = demo_refusal(config)
-    if refusal:
-        print(f"mailroom demo: {refusal}", file=sys.stderr)
-        return EX_USAGE
-    _reset_demo(config)
-    seeded = _seed(config, path.parent / "demo-mail")
-    daemon = Daemon(path, env_clock())
-    outcomes = daemon.run_once()
-    daemon.close()
-    print(f"{seeded} sample mails in {config.inbox.path}\n")
-    print(_demo_table(daemon, outcomes))
-    print(f"\nAcknowledgments and forwards: {config.outgoing.path}/new/ (.eml files)")
-    return 0
-
-
-def demo_folder(config_path: Path) -> Path:
-    """The one folder a demo may reset: var/ of the source tree for the shipped
-    config/demo.yaml, else the folder named `demo` beside the config file."""
-    path = config_path.resolve()
-    return SOURCE_TREE / "var" if path == SOURCE_TREE / "config" / "demo.yaml" \
-        else path.parent / "demo"
-
-
-def demo_refusal(config: config_file.Config) -> str:
-    """Why `demo` must not run with `config`, or '' when all it resets is in its own folder."""
-    if config.inbox.kind != "maildir" or config.outgoing.kind != "maildir":
-        return "it needs a config with a Maildir inbox and outgoing"
-    folder = demo_folder(config.path)
-    outside = [what for what, place in _demo_places(config).items()
-               if place is None or not _strictly_inside(place, folder)]
-    if not outside:
-        return ""
-    return (f"{config.path} is not a demo config: the demo deletes its inbox, outbox and "
-            f"database, so they must all be in {folder}/, and its {_listed(outside)} "
-            f"{'is' if len(outside) == 1 else 'are'} not; nothing was changed")
-
-
-def _listed(names: list[str]) -> str:
-    """'inbox', 'inbox and outbox', 'inbox, outbox and database'."""
-    return " and ".join([", ".join(names[:-1]), names[-1]] if len(names) > 1 else names)
-
-
-def _demo_places(config: config_file.Config) -> dict[str, Path | None]:
-    return {"inbox": config.inbox.path, "outbox": config.outgoing.path,
-            "database": _sqlite_file(config.database_url)}
-
-
-def _sqlite_file(url: str) -> Path | None:
-    """The file of a SQLite database URL; None for any other database or one in memory."""
-    parsed = make_url(url)
-    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
-        return None
-    return Path(parsed.database)
-
-
-def _strictly_inside(place: Path, folder: Path) -> bool:
-    """Whether `place`, its links followed, lies below `folder` (and is not `folder` itself)."""
-    place, folder = place.resolve(), folder.resolve()
-    return place != folder and place.is_relative_to(folder)
-
-
-def _reset_demo(config: config_file.Config) -> None:
-    """Delete the demo's inbox, outbox and database; demo_refusal has kept them in its folder."""
-    for folder in (config.inbox.path, config.outgoing.path):
-        if folder is not None and folder.exists():
-            shutil.rmtree(folder)
-    database = _sqlite_file(config.database_url)
-    if database is not None:
-        for suffix in ("", "-wal", "-shm"):
-            Path(f"{database}{suffix}").unlink(missing_ok=True)
-
-
-def _seed(config: config_file.Config, folder: Path) -> int:
-    assert config.inbox.path is not None
-    inbox = MaildirSource(config.inbox.path)
-    mails = sorted(folder.glob("*.eml"))
-    for mail in mails:
-        inbox.box.add(mail.read_bytes())
-    return len(mails)
-
-
-def _demo_table(daemon: Daemon, outcomes: list[Outcome]) -> str:
-    config = daemon.settings.config
-    rows = []
-    with daemon.db.transaction() as session:
-        for outcome in outcomes:
-            request = session.scalars(select(Request).where(
-                Request.messages.any(id=outcome.message_row))).first()
-            if request is None:
-                rows.append(["-", "", "", outcome.kind, outcome.reason, ""])
-                continue
-            due = sla.local_time(request.first_response_due_at, zone_of(request, config), "en")
-            rows.append([request.reference, request.requester, cut(request.subject, 38),
-                         request.department, f"{request.rule} @{request.rules_version}", due])
-    return table(["reference", "requester", "subject", "department", "rule", "first reply by"],
-                 rows)
