@@ -16,8 +16,9 @@ demo: $(BIN)/mailroom
 	$(BIN)/mailroom --config config/demo.yaml demo
 
 system-deps:
-	@test -x /usr/sbin/dovecot || { $(SUDO) apt-get update && \
-	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends dovecot-imapd; }
+	@{ test -x /usr/sbin/dovecot && test -x /usr/bin/chromium; } || { $(SUDO) apt-get update && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+	  dovecot-imapd chromium; }
 
 lint: $(BIN)/mailroom
 	$(BIN)/ruff check mailroom tests benchmarks

@@ -35,8 +35,8 @@ from mailroom.store.models import Event, Message, Request
 
 TEMPLATES = ("ack", "forward", "relay", "update", "transferred", "transfer", "notice", "commands",
              "reminder", "escalation", "delay", "digest", "survey", "survey_thanks", "bounced",
-             "refusal", "too_large")
-DEPARTMENT_TEMPLATES = ("digest",)  # about a department's requests, not one request
+             "refusal", "too_large", "report")
+DEPARTMENT_TEMPLATES = ("digest", "report")  # about a department's requests, not one request
 SERVICE_TEMPLATES = ("refusal", "too_large")  # to a sender of mail that opened no request
 LANGUAGES = ("en", "id")
 # relay and update carry a person's words: no Auto-Submitted, so they read as the person's mail
@@ -260,7 +260,7 @@ class Composer:
         left out and named in the mail; anything else that stops the mail raises ComposeError.
         """
         rendered = self._rendered(mail)
-        parts, left_out = _attachment_parts(mail.attachments)
+        parts, left_out = _attachment_parts(mail.attachments + tuple(mail.context.get("files", ())))
         rendered = _noting_left_out(rendered, left_out, mail.language)
         try:
             message = self._headed(mail, rendered.subject)
@@ -441,6 +441,12 @@ def context(request: Request, department: Department, about: Message | None,
     return values
 
 
+def made_file(filename: str, content_type: str, text: str) -> Attachment:
+    """A file a job wrote (`detail["files"]`), as an attachment in UTF-8."""
+    payload = text.encode("utf-8")
+    return Attachment(filename, content_type, len(payload), payload)
+
+
 def department_context(department: Department, service: Service, language: str,
                        detail: dict[str, Any]) -> dict[str, Any]:
     """The variables of a mail about a department (a digest): service, department, detail."""
@@ -455,9 +461,13 @@ def department_context(department: Department, service: Service, language: str,
 
 
 def service_context(service: Service, detail: dict[str, Any]) -> dict[str, Any]:
-    """The variables of a mail about no request (a refusal, a note on a lost mail)."""
+    """The variables of a mail about no request (a refusal, a note on a lost mail).
+
+    `files` are files a job made for the mail (the monthly report), attached to it.
+    """
     values = {key: _namespace(value) for key, value in detail.items()
-              if key not in ("from_name", "attachments")}
+              if key not in ("from_name", "attachments", "files")}
+    values["files"] = tuple(made_file(**file) for file in detail.get("files", ()))
     values["service"] = SimpleNamespace(name=service.name, address=service.address,
                                         reopen_days=service.reopen_days)
     return values
@@ -580,10 +590,18 @@ SAMPLE_DETAILS: dict[str, list[dict[str, Any]]] = {
         for n, name, status, assignee in ((1, "<Ani>", "open", "maya@example.org"),
                                           (2, "", "waiting", ""))]}}],
     "survey": [{"survey": {"resolved": "<resolved>"}}],
+    "report": [{"report": {"month": "<October 2026>", "department": department,
+                           "requests": requests, "sla_met": figure, "first_response": figure,
+                           "csat": figure, "topics": topics}}
+               for department, requests, figure, topics in (
+                   ("<IT>", 12, "<75.0%>", [{"text": "<slip gaji>", "count": 3}]),
+                   ("", 0, "", []))],
     "bounced": [{"template": "ack", "to": "<someone@example.org>", "status": "5.1.1",
                  "diagnostic": "<550 5.1.1 no such user>", "requester_unreachable": unreachable}
                 for unreachable in (True, False)],
-    "forward": [{}, {"unverified": "<unverified sender: example.org failed DMARC>"}],
+    "forward": [{}, {"unverified": "<unverified sender: example.org failed DMARC>"},
+                {"similar": [{"reference": "REQ-000007", "subject": "<Sample> subject",
+                              "solution": "<Solution>", "resolved": "<date>"}]}],
     "refusal": [{"subject": "<Sample> request"}],
     "too_large": [{"subject": "<Sample> request", "size": "30.0 MB", "limit": "25.0 MB"}],
     "survey_thanks": [{"survey": {"rating": rating, "comment": comment, "stopped": False}}

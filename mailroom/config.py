@@ -12,8 +12,10 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from mailroom import located
+from mailroom.errors import ConfigError
 from mailroom.located import REQUIRED, Mapping, Report, Section, Where
 from mailroom.located import parse_duration as parse_duration
+from mailroom.logs import FORMATS as LOG_FORMATS
 from mailroom.sla import AROUND_THE_CLOCK, Calendar, Holidays, Span, around_the_clock, parse_hours
 
 SECURITY_PORTS = {"imap": {"tls": 993, "starttls": 143, "none": 143},
@@ -131,6 +133,14 @@ class Survey:
 
 
 @dataclass(frozen=True)
+class MetricsEndpoint:
+    """Where the Prometheus endpoint listens (metrics.listen: HOST:PORT)."""
+
+    host: str
+    port: int
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path
     service: Service
@@ -143,11 +153,13 @@ class Config:
     calendars: dict[str, Calendar] = field(default_factory=dict)
     reminders: tuple[int, ...] = (50, 80)  # percent of a target's working time used
     survey: Survey = Survey()
+    log_format: str = "text"  # logging.format: text, or json (one object a line)
+    metrics: MetricsEndpoint | None = None  # metrics.listen; no endpoint unless given
 
 
 DEFAULT_SLA = Sla(first_response=timedelta(hours=8), resolution=timedelta(days=3))
 TOP_KEYS = ("service", "inbox", "outgoing", "database", "rules", "templates", "departments",
-            "calendars", "reminders", "survey")
+            "calendars", "reminders", "survey", "logging", "metrics")
 SERVICE_KEYS = ("address", "name", "allowed_domains", "secret", "language", "timezone", "admin",
                 "reply_address", "reopen_days", "require_authentication", "authserv_ids",
                 "unverified", "outsiders", "ack_limit")
@@ -460,6 +472,44 @@ def _survey(s: Section) -> Survey:
                                              "a whole number of days, 0 or more")))
 
 
+def _log_format(top: Mapping, report: Report) -> str:
+    """logging.format, optional: text (the default) or json."""
+    if "logging" not in top:
+        return "text"
+    s = _section(top, "logging", report, ("format",))
+    return str(s.choice("format", LOG_FORMATS, "text"))
+
+
+def _metrics(top: Mapping, report: Report) -> MetricsEndpoint | None:
+    """metrics.listen, optional: where the Prometheus endpoint listens; None for none."""
+    if "metrics" not in top:
+        return None
+    s = _section(top, "metrics", report, ("listen",))
+    listen: MetricsEndpoint | None = s.get("listen", REQUIRED, _endpoint,
+                                           "HOST:PORT like 127.0.0.1:9464")
+    return listen
+
+
+def _endpoint(value: Any) -> MetricsEndpoint:
+    host, colon, port = located.text(value).rpartition(":")
+    host = host.removeprefix("[").removesuffix("]")  # [::1]:9464
+    if not colon or not host or not port.isdecimal() or not 0 < int(port) < 65536:
+        raise ValueError(f"{value!r} is not HOST:PORT with a port from 1 to 65535")
+    return MetricsEndpoint(host, int(port))
+
+
+def log_format(path: Path) -> str:
+    """The log format the config at `path` names, read before the config is checked;
+    "text" when it cannot be read or names none (its check reports why)."""
+    try:
+        top = located.load(Path(path))
+    except ConfigError:
+        return "text"
+    section = top.get("logging") if isinstance(top, Mapping) else None
+    form = section.get("format") if isinstance(section, Mapping) else None
+    return form if form in LOG_FORMATS else "text"
+
+
 def _section(parent: Mapping, key: str, report: Report, allowed: tuple[str, ...] = (),
              what: str = "") -> Section:
     """The mapping at `key`; if it is not one, that is reported once and its reads go nowhere."""
@@ -518,6 +568,8 @@ def load(path: Path) -> Config:
         calendars=calendars,
         reminders=_reminders(Section(top, "", report)),
         survey=_survey(survey),
+        log_format=_log_format(top, report),
+        metrics=_metrics(top, report),
     )
     for calendar in {d.calendar.name: d.calendar for d in config.departments.values()}.values():
         _falls_due(survey, "after", "survey.after", calendar, config.survey.after)

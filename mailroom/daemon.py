@@ -17,7 +17,7 @@ from types import FrameType
 import schedule
 
 from mailroom import config as config_file
-from mailroom import notices, rules
+from mailroom import heartbeat, logs, metrics, notices, rules
 from mailroom.clock import Clock
 from mailroom.compose import Composer
 from mailroom.config import Config, Inbox
@@ -110,6 +110,9 @@ class Daemon:
         self.mail_waiting = True  # the inbox may hold mail: look at the next turn
         self.sending = False  # the last flush stopped at its slice: more mail is due
         self.settings = Settings.load(self.config_path)
+        self.vitals = heartbeat.Vitals(clock.now(), self.settings.ruleset.version, clock.now())
+        self.endpoint: metrics.Endpoint | None = None  # while serving (run_forever)
+        self.scheduler: schedule.Scheduler | None = None
         self._connect(self.settings.config)
 
     def _connect(self, config: Config) -> None:
@@ -147,11 +150,15 @@ class Daemon:
         self.sweep()
         self.flush(limit=None)
         self.notices.send()
+        self._beat(force=True)  # a `run --once` from cron shows as alive, too
         return outcomes
 
     def sweep(self) -> Swept:
         """Queue what time has made due: reminders, escalation, delay notices, digests, surveys."""
-        return self.jobs.sweep()
+        swept = self.jobs.sweep()
+        if swept.escalations and (counting := self._counting()):
+            counting.swept(self.db)
+        return swept
 
     def drain(self) -> list[Outcome]:
         """Take every waiting message a batch at a time: the batch's outcomes committed, the
@@ -163,6 +170,7 @@ class Daemon:
             outcomes += self._take(batch)
             self.flush()
             self._watchdog()
+            self._beat()
             if self.stop.is_set():
                 return outcomes
         self.mail_waiting = False
@@ -186,6 +194,7 @@ class Daemon:
             self._inbox_down(exc)
             raise
         self._inbox_up()
+        self._inbox_read()
 
     def _inbox_down(self, exc: Exception) -> None:
         now, inbox = self.clock.now(), self.settings.config.inbox
@@ -217,14 +226,19 @@ class Daemon:
     def _take(self, batch: list[Item]) -> list[Outcome]:
         outcomes = self.intake.process_all(batch)
         self.source.done(batch)
+        if counting := self._counting():
+            counting.took(self.db, outcomes)
         for item, outcome in zip(batch, outcomes, strict=True):
-            log.info("%s %s: %s", item.mailbox or "stdin", item.uid or "-", outcome)
+            with logs.about(outcome.reference):
+                log.info("%s %s: %s", item.mailbox or "stdin", item.uid or "-", outcome)
         return outcomes
 
     def flush(self, limit: int | None = FLUSH_SLICE) -> Flushed:
         """Send due mail, acknowledgments first: `limit` mails at most (None: all)."""
         result = self.outbox.flush(limit)
         self.sending = result.more
+        if counting := self._counting():
+            counting.acknowledged(result.ack_seconds)
         if result.sent or result.deferred or result.held or result.failed:
             log.info("outbox: %d sent, %d deferred, %d held, %d failed",
                      result.sent, result.deferred, result.held, result.failed)
@@ -259,6 +273,9 @@ class Daemon:
                              f"changes not loaded: {str(exc).splitlines()[0][:120]}")
             return False
         self.outbox.retry_held()  # a template fixed by this reload: held mail goes out now
+        self.vitals.rules_loaded(self.settings.ruleset.version, self.clock.now())
+        if self.endpoint is not None:  # the same endpoint, moved if metrics.listen changed
+            self.endpoint.listen(self.settings.config.metrics)
         log.info("reloaded %s (rules version %s)", self.config_path,
                  self.settings.ruleset.version)
         return True
@@ -301,9 +318,10 @@ class Daemon:
 
     def run_forever(self) -> None:
         """Serve until `stop` is set."""
-        scheduler = schedule.Scheduler()
-        scheduler.every(FLUSH_SECONDS).seconds.do(self.flush)
-        scheduler.every(SWEEP_SECONDS).seconds.do(self._sweep_and_flush)
+        scheduler = self.scheduler = schedule.Scheduler()
+        scheduler.every(FLUSH_SECONDS).seconds.do(self.flush).tag("outbox flush")
+        scheduler.every(SWEEP_SECONDS).seconds.do(self._sweep_and_flush).tag("jobs sweep")
+        self._serve_metrics()
         notify("READY=1")
         backoff = 1.0
         while not self.stop.is_set():
@@ -319,6 +337,7 @@ class Daemon:
                 self.stop.wait(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
         notify("STOPPING=1")
+        self._stopped()
         self.close()
 
     def _sweep_and_flush(self) -> None:
@@ -342,6 +361,7 @@ class Daemon:
         if self.sending:
             self.flush()
         scheduler.run_pending()
+        self._beat()
         self.wake.clear()
         if not (self.stop.is_set() or self.reload_requested):
             self._wait(0.0 if self.sending else max(0.5, scheduler.idle_seconds or 1.0))
@@ -350,10 +370,55 @@ class Daemon:
         """Until mail may have come, a job is due, a signal, or the rules file is saved."""
         try:  # a fault while waiting counts toward telling the admin, too
             self.mail_waiting = self.source.wait(seconds, Alarm(self.wake, self._rules_changed))
+            if self.mail_waiting:
+                self.vitals.last_wake = self.clock.now()
         except TransientError as exc:
             self.mail_waiting = True  # look again once the inbox answers
             self._inbox_down(exc)
             raise
+
+    def _beat(self, force: bool = False) -> None:
+        """Write the heartbeat `mailroom status` reads: at most every BEAT_SECONDS, unless
+        `force`; the metrics' outbox depth is refreshed with it."""
+        if not (force or self.vitals.due()):
+            return
+        waiting = getattr(self.source, "backlog", None)
+        heartbeat.write(self.db, self.vitals.beat(self.clock.now(), waiting, self._next_jobs()))
+        if counting := self._counting():
+            counting.outbox_depth.set(heartbeat.pending(self.db))
+
+    def _next_jobs(self) -> tuple[heartbeat.ScheduledJob, ...]:
+        """The periodic jobs and when each runs next, on the daemon's clock."""
+        if self.scheduler is None:
+            return ()
+        now, local = self.clock.now(), datetime.now()  # schedule keeps naive local times
+        return tuple(heartbeat.ScheduledJob(str(next(iter(job.tags), job)),
+                                            now + (job.next_run - local))
+                     for job in self.scheduler.jobs if job.next_run is not None)
+
+    def _inbox_read(self) -> None:
+        self.vitals.last_inbox_read = self.clock.now()
+        if counting := self._counting():
+            counting.inbox_read(self.vitals.last_inbox_read)
+
+    def _counting(self) -> metrics.Metrics | None:
+        """The metrics, while an endpoint serves them."""
+        endpoint = self.endpoint
+        return endpoint.metrics if endpoint is not None and endpoint.listening else None
+
+    def _serve_metrics(self) -> None:
+        """Start the Prometheus endpoint when metrics.listen is given (kept across reloads)."""
+        self.endpoint = metrics.Endpoint(metrics.Metrics())
+        self.endpoint.metrics.start_counting_breaches(self.db)
+        self.endpoint.listen(self.settings.config.metrics)
+
+    def _stopped(self) -> None:
+        """The last heartbeat says the daemon stopped; the endpoint closes."""
+        now = self.clock.now()
+        beat = self.vitals.beat(now, getattr(self.source, "backlog", None), ())
+        heartbeat.write(self.db, heartbeat.stopped(beat, now))
+        if self.endpoint is not None:
+            self.endpoint.stop()
 
     def _install_signals(self) -> None:
         def stop(signum: int, _frame: FrameType | None) -> None:

@@ -13,7 +13,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
-from mailroom import guard, notices, parse, rules, thread, workflow
+from mailroom import guard, logs, notices, parse, rules, thread, workflow
 from mailroom.clock import Clock
 from mailroom.config import Config
 from mailroom.errors import MessageError, TransientError
@@ -101,7 +101,7 @@ class Intake:
     def _in_savepoint(self, session: Session, item: Item) -> Outcome:
         """One message of a batch: a failure undoes its own work only, and quarantines it."""
         try:
-            with session.begin_nested():
+            with session.begin_nested(), logs.about():
                 return self._process(session, item)
         except (IntegrityError, OperationalError):
             raise
@@ -153,11 +153,12 @@ class Intake:
                             .values(inbound_id=None))  # the note its sender got stays
             session.delete(row)
             session.flush()
-            return self._process(session, item)
+            with logs.about():
+                return self._process(session, item)
 
     def _process_once(self, item: Item) -> Outcome:
         try:
-            with self.db.transaction() as session:
+            with self.db.transaction() as session, logs.about():
                 _remember_uidvalidity(session, item)
                 outcome = self._process(session, item)
                 _forget_attempts(session, item)
@@ -234,6 +235,8 @@ class Intake:
         service = self.config.service
         verdict = guard.check(inbound, service)
         found = thread.find(session, inbound, self.config)
+        if found.request is not None:
+            logs.concerns(found.request.reference)
         if found.request is not None and found.request.department not in self.config.departments:
             workflow.adopt(found.request, self.ruleset.fallback.department or "", now)
         if not verdict.answer:
@@ -282,8 +285,9 @@ class Intake:
             reason = f"rule {route.rule!r}: {route.ignore}"
             return _record(session, _message(item, inbound, IGNORED, reason, self.clock))
         message = _message(item, inbound, NEW_REQUEST, f"rule {route.rule!r}", self.clock)
-        workflow.open_request(session, inbound, message, route, self.config, now, found,
-                              unverified)
+        request = workflow.open_request(session, inbound, message, route, self.config, now,
+                                        found, unverified)
+        logs.concerns(request.reference)
         return _record(session, message)
 
     def _quarantine(self, item: Item, reason: str) -> Outcome:

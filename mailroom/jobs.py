@@ -1,24 +1,28 @@
-"""Periodic work from database state: reminders, escalation, delay notices, digests, surveys."""
+"""Periodic work from database state: reminders, escalation, delay notices, digests, surveys,
+monthly reports."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from functools import partial
 from typing import Any
+from zoneinfo import ZoneInfo
 
+import babel.dates
+import babel.numbers
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
-from mailroom import bounce, sla, thread, workflow
+from mailroom import bounce, logs, report_html, reports, sla, thread, workflow
 from mailroom.clock import Clock
 from mailroom.config import Config, Department
 from mailroom.errors import TransientError
 from mailroom.store.db import Database
-from mailroom.store.models import Event, Outgoing, Request, SurveyOptOut
+from mailroom.store.models import Event, Outgoing, Request, SurveyOptOut, reference_of
 
 log = logging.getLogger(__name__)
 PRIORITY_ORDER = {"urgent": 0, "high": 1, "normal": 2, "low": 3}
@@ -57,10 +61,21 @@ class Swept:
     delays: int = 0
     digests: int = 0
     surveys: int = 0
+    reports: int = 0
 
     @property
     def total(self) -> int:
-        return self.reminders + self.escalations + self.delays + self.digests + self.surveys
+        return (self.reminders + self.escalations + self.delays + self.digests + self.surveys
+                + self.reports)
+
+
+@dataclass(frozen=True)
+class Monthly:
+    """One monthly report to queue: of a department (or of all, key "all") for one month."""
+
+    key: str  # the department's config key, or "all"
+    month: date  # the first day of the month reported on
+    recipient: str
 
 
 class Jobs:
@@ -80,14 +95,16 @@ class Jobs:
         for department in self.config.departments.values():
             self._in_transaction(partial(self._digest, department=department, now=now,
                                          swept=swept))
+        for monthly in self._monthly_due(now):
+            self._in_transaction(partial(self._report, monthly=monthly, now=now, swept=swept))
         resolved = Request.status.in_((workflow.RESOLVED, workflow.CLOSED))
         for request_id in self._ids(resolved, Request.survey == "",
                                     Request.resolved_at >= now - SURVEY_WINDOW):
             self._each(request_id, lambda s, r: self._survey(s, r, now, swept))
         if swept.total:
             log.info("jobs: %d reminders, %d escalations, %d delay notices, %d digests, "
-                     "%d surveys", swept.reminders, swept.escalations, swept.delays,
-                     swept.digests, swept.surveys)
+                     "%d surveys, %d reports", swept.reminders, swept.escalations, swept.delays,
+                     swept.digests, swept.surveys, swept.reports)
         return swept
 
     def _ids(self, *conditions: Any) -> list[int]:
@@ -107,7 +124,8 @@ class Jobs:
                 log.warning("department %r is no longer configured: its requests get no "
                             "reminders or surveys until a message on one moves it to the "
                             "fallback, or it is configured again", request.department)
-        self._in_transaction(run)
+        with logs.about(reference_of(request_id)):
+            self._in_transaction(run)
 
     def _in_transaction(self, job: Callable[[Session], None]) -> None:
         """One request's (or department's) mails in one transaction, isolated from the rest.
@@ -235,6 +253,60 @@ class Jobs:
                 "assignee": request.assignee, "overdue": due <= now and not waiting,
                 "due": sla.local_time(due, department.calendar.zone, language)}
 
+    # -- the monthly report ------------------------------------------------------------------
+
+    def _monthly_due(self, now: datetime) -> list[Monthly]:
+        """On the first working day of a month, from the department's opening: last month's
+        report to its manager; and the report of all departments to the admin as soon as the
+        first department with working hours opens on its first working day (with none, at the
+        month's start). Each once, by its key."""
+        departments = self.config.departments.values()
+        opened = [d for d in departments if first_working_day(d.calendar, now)]
+        due = [Monthly(d.key, last_month(now, d.calendar.zone), d.manager)
+               for d in opened if d.manager]
+        timed = [d for d in departments if not d.calendar.always] or list(departments)
+        admin = self.config.service.admin
+        if admin and {d.key for d in timed} & {d.key for d in opened}:
+            due.append(Monthly("all", last_month(now, self.config.service.zone), admin))
+        return due
+
+    def _report(self, session: Session, monthly: Monthly, now: datetime, swept: Swept) -> None:
+        """Queue one monthly report: a summary in the mail, the whole report attached as HTML.
+        A month without requests (before mailroom was installed) is not reported.
+
+        The figures are read in a transaction of their own, which takes no lock: intake goes
+        on while the report is drawn; `session` writes only the mail.
+        """
+        key = f"report:{monthly.key}:{monthly.month:%Y-%m}"
+        scope = None if monthly.key == "all" else monthly.key
+        with self.db.transaction(durable=False) as reading:
+            if not _not_queued(reading, key):
+                return
+            period = reports.load(reading, *self._month(monthly.month), scope)
+        if not period.cases:
+            return
+        report = reports.assemble(period, self.config)
+        service = self.config.service
+        name = f"report-{monthly.month:%Y-%m}.html"
+        detail = {"report": report_summary(report, scope, monthly.month, service.language),
+                  "files": [{"filename": name, "content_type": "text/html",
+                             "text": ascii_html(report_html.html(report))}]}
+        message_id = thread.service_message_id("report", service) if scope is None \
+            else thread.department_message_id(monthly.key, "report", service)
+        session.add(Outgoing(
+            request_id=None, department=scope or "", key=key, template="report",
+            language=service.language, recipients=[monthly.recipient], cc=[], detail=detail,
+            message_id=message_id, created_at=now, next_attempt_at=now))
+        session.flush()
+        swept.reports += 1
+
+    def _month(self, first: date) -> tuple[datetime, datetime]:
+        """The month from its first day to the next one's, midnight in the service's zone."""
+        zone = self.config.service.zone
+        following = (first + timedelta(days=31)).replace(day=1)
+        return (datetime.combine(first, time(0), zone),
+                datetime.combine(following, time(0), zone))
+
     # -- satisfaction surveys ----------------------------------------------------------------
 
     def _survey(self, session: Session, request: Request, now: datetime, swept: Swept) -> None:
@@ -288,6 +360,48 @@ class Jobs:
             "key": mail.key, "to": list(mail.recipients)}))
         session.flush()  # a key taken by another instance fails here, in this transaction
         return 1
+
+
+def first_working_day(calendar: sla.Calendar, now: datetime) -> bool:
+    """Whether the calendar is open now, on the first day of this month that it opens."""
+    today = now.astimezone(calendar.zone).date()
+    earlier = (today.replace(day=day) for day in range(1, today.day))
+    return calendar.is_open(now) and not any(calendar.spans(day) for day in earlier)
+
+
+def last_month(now: datetime, zone: ZoneInfo) -> date:
+    """The first day of the month before the one it is now in `zone`."""
+    return (now.astimezone(zone).date().replace(day=1) - timedelta(days=1)).replace(day=1)
+
+
+def report_summary(report: reports.Report, key: str | None, month: date,
+                   language: str) -> dict[str, Any]:
+    """What the monthly mail says: the month, whose, and the figures that matter most."""
+    figures = next((d for d in report.departments if d.key == key), report.total)
+    median = figures.first_response.median_h
+    return {"month": babel.dates.format_date(month, "LLLL y", locale=_locale(language)),
+            "department": figures.name if key else "", "requests": figures.requests,
+            "sla_met": _number(figures.sla_met_pct, language, "%"),
+            "first_response": "" if median is None else
+            sla.in_words(timedelta(hours=median), language, working=True),
+            "csat": _number(figures.csat_avg, language, "", "0.00"),
+            "topics": [{"text": t.phrase, "count": t.count} for t in figures.topics[:3]]}
+
+
+def ascii_html(page: str) -> str:
+    """The page in ASCII, other characters as references: it reads the same whatever charset a
+    mail client or a browser assumes for the attached file."""
+    return page.encode("ascii", "xmlcharrefreplace").decode("ascii")
+
+
+def _number(value: float | None, language: str, unit: str, pattern: str = "0.0") -> str:
+    if value is None:
+        return ""
+    return babel.numbers.format_decimal(value, pattern, locale=_locale(language)) + unit
+
+
+def _locale(language: str) -> str:
+    return "id" if language == "id" else "en"
 
 
 def current_stage(request: Request) -> Stage:

@@ -12,7 +12,7 @@ import socket
 import ssl
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from functools import partial
@@ -23,14 +23,14 @@ import jinja2
 from sqlalchemy import ColumnElement, case, func, or_, select, update
 from sqlalchemy.orm import Session, object_session, selectinload
 
-from mailroom import compose, parse, tls, workflow
+from mailroom import compose, logs, parse, tls, workflow
 from mailroom.clock import Clock
 from mailroom.compose import Composer, Mail
 from mailroom.config import Config, Department, Outgoing, Server
 from mailroom.errors import MailroomError, TransientError
 from mailroom.parse import Attachment
 from mailroom.store.db import Database
-from mailroom.store.models import Event, Message
+from mailroom.store.models import Event, Message, reference_of
 from mailroom.store.models import Outgoing as Queued
 
 log = logging.getLogger(__name__)
@@ -273,6 +273,7 @@ class Flushed:
     skipped: int = 0  # another sender took it
     problem: str = ""  # the server refuses us (authentication, sender): an admin must act
     more: bool = False  # the limit was reached: more may be due
+    ack_seconds: list[float] = field(default_factory=list)  # arrival to ack sent, each ack
 
 
 class Outbox:
@@ -331,7 +332,8 @@ class Outbox:
                 session.commit()  # no transaction stays open while a server takes mail
                 by_id = {row.id: row for row in rows}
                 for row_id in claimed:
-                    outcome = self._deliver(session, by_id.get(row_id), result)
+                    with logs.about(_reference(by_id.get(row_id))):
+                        outcome = self._deliver(session, by_id.get(row_id), result)
                     session.commit()
                     setattr(result, outcome, getattr(result, outcome) + 1)
                     if outcome == "deferred":
@@ -406,6 +408,8 @@ class Outbox:
             log.exception("%s could not be handed over", row.message_id)
             self._defer(row, f"{type(exc).__name__}: {exc}")
             return "deferred"
+        if row.template == "ack" and row.inbound is not None:
+            result.ack_seconds.append(_since_arrival(row.inbound, self.clock.now()))
         return self._sent(row, refused)
 
     def _message(self, row: Queued) -> EmailMessage:
@@ -485,6 +489,15 @@ class Outbox:
         about = row.request.reference if row.request else row.department
         log.info("%s %s sent to %s", about, row.template, ", ".join(row.recipients))
         return "sent"
+
+
+def _reference(row: Queued | None) -> str:
+    """The reference of the request a mail is about, "" for none (a digest, a refusal)."""
+    return reference_of(row.request_id) if row is not None and row.request_id else ""
+
+
+def _since_arrival(inbound: Message, now: datetime) -> float:
+    return (now - (inbound.received_at or inbound.created_at)).total_seconds()
 
 
 def reclaim(db: Database) -> int:

@@ -30,7 +30,16 @@ too under until up very was we were what when where which while who whom why wil
 your yours hi hello dear regards best kind morning afternoon evening still get got need needs
 help can't cannot don't doesn't isn't i'm i've it's also yet
 """.split())
-STOP_WORDS = INDONESIAN | ENGLISH
+# Words of time, money and signatures: in many requests, about none of them.
+EVERYDAY = frozenset("""
+senin selasa rabu kamis jumat sabtu minggu januari februari maret april mei juni juli agustus
+september oktober november desember monday tuesday wednesday thursday friday saturday sunday
+january february march may june july august october december today yesterday tomorrow week
+weeks month months year years day days hour hours minute minutes hari kemarin besok lusa
+tanggal bulan tahun jam menit pukul pagi siang sore malam lalu depan rp idr usd orang divisi
+bagian departemen department team pak bu ibu bapak someone something already since ago
+""".split())
+STOP_WORDS = INDONESIAN | ENGLISH | EVERYDAY
 
 
 def words(text: str) -> list[str]:

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from mailroom import bounce, guard, sla, survey, thread
+from mailroom import bounce, guard, knowledge, sla, survey, thread
 from mailroom.bounce import Delivery
 from mailroom.config import Config, Department
 from mailroom.parse import Inbound
@@ -117,8 +117,20 @@ def open_request(session: Session, inbound: Inbound, message: Message, route: Ro
     else:
         _queue(turn, "ack", request.language, (request.requester,))
     _queue(turn, "forward", config.service.language, (department.address, *route.watchers),
-           {"unverified": unverified} if unverified else None)
+           {**({"unverified": unverified} if unverified else {}), **_solved_like(turn)})
     return request
+
+
+def _solved_like(turn: Turn) -> dict[str, Any]:
+    """Up to three solved requests like this new one, with their solutions, for the forward."""
+    about = f"{turn.request.subject}\n{turn.inbound.new_text or turn.inbound.text}"
+    found = knowledge.alike(turn.session, about, exclude=turn.request.id)
+    if not found or turn.department is None:
+        return {}
+    zone, language = turn.department.calendar.zone, turn.config.service.language
+    return {"similar": [{"reference": s.reference, "subject": s.subject, "solution": s.solution,
+                         "resolved": sla.local_date(s.resolved_at.astimezone(zone).date(),
+                                                    language)} for s in found]}
 
 
 def _unread(requester: str) -> str:
@@ -605,6 +617,7 @@ def _resolve(turn: Turn, command: Command, text: str, effects: Effects) -> None:
     request = turn.request
     request.status, request.resolved_at = RESOLVED, turn.arrived
     request.solution = command.argument or text
+    knowledge.remember(turn.session, request)
     _pause(request, turn.arrived)
     _event(turn, "resolved", solution=request.solution)
     effects.change, effects.note = "resolved", command.argument

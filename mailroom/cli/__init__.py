@@ -15,22 +15,23 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import undefer
 
 from mailroom import clock as clocks
 from mailroom import config as config_file
-from mailroom import located, rules, sla
+from mailroom import located, logs, rules, sla
 from mailroom.cli.common import (
     EX_CONFIG,
     EX_SOFTWARE,
     EX_TEMPFAIL,
+    EX_USAGE,
     config_path,
     cut,
     database,
     env_clock,
+    progress,
     table,
-    zone_of,
 )
 from mailroom.compose import template_sets
 from mailroom.daemon import Daemon, Settings, known
@@ -49,8 +50,8 @@ SOURCE_TREE = Path(__file__).resolve().parents[2]  # config/ and var/ of a check
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.configure(config_file.log_format(config_path(args)),
+                   logging.DEBUG if args.verbose else logging.INFO)
     try:
         result: int = args.command(args)
         return result
@@ -83,12 +84,18 @@ def _parser() -> argparse.ArgumentParser:
     from mailroom.cli import demo
     demo.add_commands(commands)
     _command(commands, "check", check, "check config, rules and templates")
-    listing = _command(commands, "requests", list_requests, "list requests")
-    listing.add_argument("--limit", type=int, default=50)
+    from mailroom.cli import history
+    history.add_commands(commands)
     _rules_commands(commands)
     _sla_commands(commands)
     _quarantine_commands(commands)
     _outbox_commands(commands)
+    from mailroom.cli import report
+    report.add_commands(commands)
+    from mailroom.cli import kb
+    kb.add_commands(commands)
+    from mailroom.cli import status
+    status.add_commands(commands)
     db = _command(commands, "db", lambda a: _help(db), "database maintenance")
     db_commands = db.add_subparsers(required=True, metavar="ACTION")
     _command(db_commands, "upgrade", db_upgrade, "bring the schema up to date")
@@ -141,8 +148,10 @@ def _quarantine_commands(commands: argparse._SubParsersAction) -> None:  # type:
     showing.add_argument("--raw", action="store_true",
                          help="write only its raw bytes to standard output")
     releasing = _command(actions, "release", quarantine_release,
-                         "take a quarantined message through intake again, after a fix")
-    releasing.add_argument("id", type=int, metavar="ID")
+                         "take quarantined messages through intake again, after a fix")
+    releasing.add_argument("ids", type=int, nargs="*", metavar="ID")
+    releasing.add_argument("--all", action="store_true",
+                           help="every quarantined message, oldest first")
 
 
 def _outbox_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -352,10 +361,11 @@ def rules_replay(args: argparse.Namespace) -> int:
         print(f"mailroom: --since {args.since!r} is not a duration like 30d", file=sys.stderr)
         return 2
     since = env_clock().now() - span
-    db = database(config)
-    with db.transaction() as session:
-        changes = [_replayed(request, ruleset, config) for request in session.scalars(
-            select(Request).where(Request.created_at >= since).order_by(Request.id))]
+    replayed = select(Request).where(Request.created_at >= since)
+    with database(config).transaction() as session:
+        total = session.scalar(select(func.count()).select_from(replayed.subquery())) or 0
+        changes = [_replayed(request, ruleset, config) for request in progress(
+            session.scalars(replayed.order_by(Request.id)), total, "replaying the rules")]
     print(replay_report(changes, ruleset, args.since))
     return 0
 
@@ -390,17 +400,6 @@ def replay_report(changes: list[tuple[str, str, str, str, str]], ruleset: rules.
 def db_upgrade(args: argparse.Namespace) -> int:
     Database(config_file.load(config_path(args)).database_url).upgrade()
     print("database schema is up to date")
-    return 0
-
-
-def list_requests(args: argparse.Namespace) -> int:
-    config = config_file.load(config_path(args))
-    db = database(config)
-    with db.transaction() as session:
-        found = session.scalars(select(Request).order_by(Request.id.desc()).limit(args.limit))
-        rows = [_request_row(r, config) for r in found]
-    print(table(["reference", "requester", "subject", "department", "rule", "status", "assignee",
-                 "due", "transfers"], rows))
     return 0
 
 
@@ -490,25 +489,44 @@ def quarantine_report(message: Message, raw: bytes, zone: ZoneInfo) -> str:
 
 
 def quarantine_release(args: argparse.Namespace) -> int:
+    """Release each message named (or all); 1 if any was not quarantined or still is."""
+    if bool(args.ids) == args.all:
+        print("mailroom: name the messages to release (ID ...) or give --all", file=sys.stderr)
+        return EX_USAGE
     settings = Settings.load(config_path(args))
     db = database(settings.config)
+    intake = Intake(settings.config, settings.ruleset, db, env_clock())
+    message_rows = args.ids or _quarantined_rows(db)
+    released = [_release(intake, db, row) for row in progress(
+        message_rows, len(message_rows), "releasing quarantined messages")]
+    return 0 if all(released) else 1
+
+
+def _quarantined_rows(db: Database) -> list[int]:
     with db.transaction() as session:
-        message = session.get(Message, args.id)
+        return list(session.scalars(select(Message.id).where(
+            Message.direction == "in", Message.outcome == QUARANTINED).order_by(Message.id)))
+
+
+def _release(intake: Intake, db: Database, message_row: int) -> bool:
+    """Take one quarantined message through intake again; whether it left the quarantine."""
+    with db.transaction() as session:
+        message = session.get(Message, message_row)
         if message is None or message.outcome != QUARANTINED:
-            print(_not_quarantined(message, args.id), file=sys.stderr)
-            return 1
+            print(_not_quarantined(message, message_row), file=sys.stderr)
+            return False
     try:
-        outcome = Intake(settings.config, settings.ruleset, db, env_clock()).release(args.id)
+        outcome = intake.release(message_row)
     except (LookupError, ValueError) as exc:  # gone or released meanwhile
         print(f"mailroom: {exc}", file=sys.stderr)
-        return 1
+        return False
     moved = f" (recorded as message #{outcome.message_row})" \
-        if outcome.message_row not in (0, args.id) else ""
-    print(f"message #{args.id}: {outcome}{moved}")
+        if outcome.message_row not in (0, message_row) else ""
+    print(f"message #{message_row}: {outcome}{moved}")
     if outcome.kind == QUARANTINED:
-        print(f"mailroom: message #{args.id} is still quarantined", file=sys.stderr)
-        return 1
-    return 0
+        print(f"mailroom: message #{message_row} is still quarantined", file=sys.stderr)
+        return False
+    return True
 
 
 def outbox_list(args: argparse.Namespace) -> int:
@@ -575,11 +593,4 @@ def retry(row: Queued, now: datetime) -> None:
             at=now, kind="mail retried by admin", actor="admin",
             detail={"outbox": row.id, "template": row.template, "was": was,
                     "attempts": row.attempts, "last_error": row.last_error}))
-
-
-def _request_row(request: Request, config: config_file.Config) -> list[str]:
-    due = sla.local_time(request.due_at, zone_of(request, config), "en")
-    return [request.reference, request.requester, cut(request.subject, 40), request.department,
-            f"{request.rule} @{request.rules_version}", request.status, request.assignee or "-",
-            due, str(request.transfers)]
 

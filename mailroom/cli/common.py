@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TypeVar
 from zoneinfo import ZoneInfo
 
+from rich import box
 from rich.console import Console
 from rich.progress import Progress
+from rich.table import Table
+from rich.text import Text
 
 from mailroom import clock as clocks
 from mailroom import config as config_file
@@ -19,6 +22,15 @@ from mailroom.store.models import Request
 
 EX_USAGE, EX_SOFTWARE, EX_TEMPFAIL, EX_CONFIG = 64, 70, 75, 78
 T = TypeVar("T")
+
+
+def command(commands: argparse._SubParsersAction,  # type: ignore[type-arg]
+            name: str, handler: Callable[[argparse.Namespace], int],
+            summary: str) -> argparse.ArgumentParser:
+    """A command (or an action of a group) that `handler` carries out."""
+    sub: argparse.ArgumentParser = commands.add_parser(name, help=summary, description=summary)
+    sub.set_defaults(command=handler)
+    return sub
 
 
 def config_path(args: argparse.Namespace) -> Path:
@@ -54,6 +66,26 @@ def cut(text: str, width: int) -> str:
 
 
 def table(headers: list[str], rows: list[list[str]]) -> str:
+    """The rows under their headers: on a terminal a rich table in colour; piped or written
+    to a file, plain text with whole lines (for grep and scripts)."""
+    console = Console()
+    return framed(console, headers, rows) if console.is_terminal else plain(headers, rows)
+
+
+def framed(console: Console, headers: list[str], rows: list[list[str]]) -> str:
+    """A rich table as `console` shows it, cells taken as written (no markup)."""
+    grid = Table(box=box.SIMPLE_HEAD, header_style="bold cyan", row_styles=["", "dim"],
+                 show_edge=False, pad_edge=False)
+    for header in headers:
+        grid.add_column(header, overflow="fold")
+    for row in rows:
+        grid.add_row(*(Text(str(cell)) for cell in row))
+    with console.capture() as shown:
+        console.print(grid)
+    return shown.get().rstrip("\n")
+
+
+def plain(headers: list[str], rows: list[list[str]]) -> str:
     """A plain text table with columns as wide as their widest cell."""
     widths = [max(len(str(c)) for c in column) for column in zip(headers, *rows, strict=True)]
     lines = [headers, ["-" * w for w in widths], *rows]
@@ -67,7 +99,8 @@ def progress(items: Iterable[T], total: int, label: str) -> Iterator[T]:
     if not console.is_terminal:
         yield from items
         return
-    with Progress(console=console, transient=True) as bar:
+    shared = Console().is_terminal  # standard output on the same screen: printed above the bar
+    with Progress(console=console, transient=True, redirect_stdout=shared) as bar:
         task = bar.add_task(label, total=total)
         for item in items:
             yield item

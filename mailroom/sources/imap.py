@@ -44,6 +44,7 @@ class ImapSource:
         self._skipped: set[int] = set()  # UIDs found older than skip_before
         self._skipped_under: tuple[int, datetime | None] = (0, None)  # UIDVALIDITY, skip_before
         self.next_poll = 0.0  # when polling (no IDLE), the time to look again
+        self.backlog: int | None = None  # messages to take at the last look, less those moved
         self.name = f"imap:{self.server.username}@{self.server.host}/{inbox.folder}"
 
     def connect(self) -> IMAPClient:
@@ -90,6 +91,7 @@ class ImapSource:
         found = self._guard(lambda: client.search(["NOT", "DELETED"]))
         skipped = self._skipped_uids()
         waiting = [uid for uid in sorted(found) if uid not in skipped]
+        self.backlog = len(waiting)
         size = self.inbox.batch_size
         for start in range(0, len(waiting), size):
             yield from self._fetch_batch(client, waiting[start:start + size])
@@ -154,6 +156,7 @@ class ImapSource:
             self._guard(lambda: client.move(uids, folder))
         else:
             self._guard(lambda: _copy_and_expunge(client, uids, folder))
+        self.backlog = max((self.backlog or 0) - len(uids), 0)
 
     def wait(self, seconds: float, stop: StopFlag) -> bool:
         """IDLE (or sleep until the next poll); whether new mail may be waiting."""

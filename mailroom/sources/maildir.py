@@ -41,6 +41,7 @@ class MaildirSource:
         self.processed = self._folder(processed_folder)
         self.processed_path = self.path / f".{processed_folder}"  # Maildir++, as mailbox names it
         self.listed: dict[str, Delivered] = {}  # every file of the last fetch, skipped ones too
+        self.backlog: int | None = None  # files to take at the last fetch, less those done since
 
     def _folder(self, name: str) -> mailbox.Maildir:
         if name in self.box.list_folders():
@@ -52,10 +53,10 @@ class MaildirSource:
         self.box.clean()
         self.next_poll = time.monotonic() + self.poll_seconds
         self.listed = self._list()
-        for key in sorted(self.listed):
-            delivered = self.listed[key]
-            if self.skip_before is not None and delivered.arrived < self.skip_before:
-                continue
+        waiting = [d for _, d in sorted(self.listed.items())
+                   if self.skip_before is None or d.arrived >= self.skip_before]
+        self.backlog = len(waiting)
+        for delivered in waiting:
             item = self._read(delivered)
             if item is not None:
                 yield item
@@ -98,6 +99,7 @@ class MaildirSource:
             if delivered is None:
                 continue
             place = self.processed_path / delivered.path.parent.name / delivered.path.name
+            self.backlog = max((self.backlog or 0) - 1, 0)
             with contextlib.suppress(FileNotFoundError):  # moved already
                 delivered.path.rename(place)
 

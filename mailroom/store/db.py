@@ -15,7 +15,8 @@ from typing import Any, TextIO
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import Connection, Engine, create_engine, event, text
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -55,8 +56,18 @@ class Database:
         return (self.sessions if durable else self.light_sessions)()
 
     def upgrade(self) -> None:
-        """Bring the schema to the newest migration (safe to run every start)."""
-        command.upgrade(_alembic_config(self.engine), "head")
+        """Bring the schema to the newest migration (safe to run every start; a schema that is
+        up to date is only looked at)."""
+        config = _alembic_config(self.engine)
+        if self._revision() != ScriptDirectory.from_config(config).get_current_head():
+            command.upgrade(config, "head")
+
+    def _revision(self) -> str | None:
+        """The migration the schema is at; None for a new database."""
+        with self.engine.connect() as connection:
+            if not inspect(connection).has_table("alembic_version"):
+                return None
+            return connection.scalar(text("SELECT version_num FROM alembic_version"))
 
     def lock(self) -> InstanceLock:
         """The lock one running instance holds; LockedError if another holds it."""

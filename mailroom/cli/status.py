@@ -1,0 +1,145 @@
+"""`mailroom status`: is the daemon alive, and what waits (inbox, outbox, quarantine, jobs)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from mailroom import config as config_file
+from mailroom.cli.common import command, config_path, database, env_clock, table
+from mailroom.heartbeat import Heartbeat, Status, status
+
+OK, CRITICAL, UNKNOWN = 0, 2, 3  # as monitoring plugins (Nagios, Icinga) exit
+DEFAULT_STALE = "3m"
+CODES = (f"Exit status (as a monitoring plugin): {OK} the daemon is alive (beat within "
+         f"--stale); {CRITICAL} its heartbeat is stale, it stopped, or it never ran on this "
+         f"database; {UNKNOWN} the database cannot be read; 78 the config is wrong.")
+VERDICT = {"alive": "OK", "stale": "CRITICAL", "stopped": "CRITICAL", "never run": "CRITICAL"}
+
+
+def add_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    checking = command(commands, "status", show_status,
+                       "whether the daemon is alive, and what waits in the inbox, outbox and "
+                       "quarantine")
+    checking.epilog = CODES
+    checking.add_argument("--stale", default=DEFAULT_STALE, type=_duration,
+                          help="a heartbeat older than this is stale, e.g. 5m "
+                          f"(default {DEFAULT_STALE})")
+    checking.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def _duration(text: str) -> timedelta:
+    span = config_file.parse_duration(text)
+    if span is None or span <= timedelta(0):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration like 3m or 1h")
+    return span
+
+
+def show_status(args: argparse.Namespace) -> int:
+    config = config_file.load(config_path(args))
+    now = env_clock().now()
+    try:
+        seen = status(database(config), now)
+    except SQLAlchemyError as exc:
+        print(f"UNKNOWN: the database cannot be read: {exc.__class__.__name__}: "
+              f"{str(exc).splitlines()[0]}")
+        return UNKNOWN
+    state = seen.state(args.stale)
+    zone = config.service.zone
+    print(json.dumps(as_json(seen, state, args.stale, zone), indent=2) if args.json
+          else report(seen, state, args.stale, zone))
+    return OK if state == "alive" else CRITICAL
+
+
+def as_json(seen: Status, state: str, stale: timedelta, zone: ZoneInfo) -> dict[str, Any]:
+    """The --json object; times ISO 8601 in `zone`, ages in seconds."""
+    beat = seen.heartbeat
+    age = seen.age
+    return {
+        "state": state, "alive": state == "alive", "checked_at": _iso(seen.now, zone),
+        "stale_after_seconds": int(stale.total_seconds()),
+        "daemon": None if beat is None else {
+            "host": beat.host, "pid": beat.pid, "started_at": _iso(beat.started_at, zone),
+            "beat_at": _iso(beat.beat_at, zone),
+            "beat_age_seconds": int(age.total_seconds()) if age is not None else None,
+            "stopped_at": _iso(beat.stopped_at, zone)},
+        "inbox": {"last_read": _iso(beat.last_inbox_read, zone) if beat else None,
+                  "last_wake": _iso(beat.last_wake, zone) if beat else None,
+                  "waiting": beat.waiting_in_inbox if beat else None},
+        "outbox": {"pending": seen.outbox.pending, "held": seen.outbox.held,
+                   "failed": seen.outbox.failed},
+        "quarantined": seen.quarantined,
+        "rules": {"version": beat.rules_version if beat else None,
+                  "loaded_at": _iso(beat.rules_loaded_at, zone) if beat else None},
+        "next_jobs": [{"name": j.name, "at": _iso(j.at, zone)}
+                      for j in (beat.next_jobs if beat else ())],
+    }
+
+
+def report(seen: Status, state: str, stale: timedelta, zone: ZoneInfo) -> str:
+    """A verdict line as monitoring plugins print it, then the figures as a table."""
+    verdict = f"{VERDICT[state]}: {_daemon_line(seen, state, stale, zone)}"
+    return f"{verdict}\n\n{table(['', 'at ' + _when(seen.now, zone)], _rows(seen, zone))}"
+
+
+def _daemon_line(seen: Status, state: str, stale: timedelta, zone: ZoneInfo) -> str:
+    beat = seen.heartbeat
+    if beat is None:
+        return "the daemon has never run on this database"
+    where = f"on {beat.host}, pid {beat.pid}, up since {_when(beat.started_at, zone)}"
+    if state == "stopped" and beat.stopped_at is not None:
+        return f"the daemon is not running: it stopped {_when(beat.stopped_at, zone)}"
+    ago = _ago(seen.age)
+    if state == "stale":
+        return (f"the daemon is not running or is stuck: its last beat was {ago} ago "
+                f"({_when(beat.beat_at, zone)}, {where}), stale after {_ago(stale)}")
+    return f"the daemon is alive: beat {ago} ago {where}"
+
+
+def _rows(seen: Status, zone: ZoneInfo) -> list[list[str]]:
+    beat = seen.heartbeat or Heartbeat("", 0, seen.now, seen.now)
+    known = seen.heartbeat is not None
+    waiting = beat.waiting_in_inbox
+    outbox = seen.outbox
+    return [
+        ["inbox read", _when(beat.last_inbox_read, zone, seen.now)],
+        ["last wake", _when(beat.last_wake, zone, seen.now)],
+        ["inbox backlog", "unknown" if waiting is None else _count(waiting, "message")],
+        ["outbox", f"{outbox.pending} pending, {outbox.held} held, {outbox.failed} failed"],
+        ["quarantine", _count(seen.quarantined, "message")],
+        ["rules", f"version {beat.rules_version}, loaded {_when(beat.rules_loaded_at, zone)}"
+         if known else "-"],
+        ["next jobs", "; ".join(f"{j.name} {_when(j.at, zone)}" for j in beat.next_jobs)
+         or "-"],
+    ]
+
+
+def _when(moment: datetime | None, zone: ZoneInfo, now: datetime | None = None) -> str:
+    """'2026-11-23 09:15:02 WIB', with how long ago when `now` is given; '-' for never."""
+    if moment is None:
+        return "-"
+    local = moment.astimezone(zone)
+    shown = f"{local:%Y-%m-%d %H:%M:%S} {local.tzname()}"
+    return f"{shown} ({_ago(now - moment)} ago)" if now is not None else shown
+
+
+def _ago(span: timedelta | None) -> str:
+    seconds = max(int(span.total_seconds()), 0) if span is not None else 0
+    if seconds < 120:
+        return f"{seconds} s"
+    if seconds < 7200:
+        return f"{seconds // 60} min"
+    return f"{seconds // 3600} h {seconds % 3600 // 60} min"
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'s' * (number != 1)}"
+
+
+def _iso(moment: datetime | None, zone: ZoneInfo) -> str | None:
+    return moment.astimezone(zone).isoformat() if moment is not None else None

@@ -1,0 +1,177 @@
+"""Knowledge from solved requests: each `#resolve` solution is kept and found again by its words."""
+
+from __future__ import annotations
+
+import functools
+import operator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from sqlalchemy import Select, case, column, func, select, table, text
+from sqlalchemy.orm import Session
+
+from mailroom.store.models import Request, reference_of
+from mailroom.words import words
+
+# crude Indonesian suffixes (-nya, -lah, -kah, -kan, -an): a word is indexed and sought both
+# as written and without one of them, when at least STEM_LEFT letters remain
+SUFFIXES = ("nya", "lah", "kah", "kan", "an")
+STEM_LEFT = 4
+QUERY_TERMS = 16  # the subject and the first words of the text: enough to find its like,
+# and each more word widens the matches bm25 must rank (about 50 ms over 20,000 solved)
+SHARED_TERMS = 2  # one word in common is chance ("masuk", "email"); two say it is alike
+CANDIDATES = 5  # of each offered, this many are ranked before SHARED_TERMS sorts them
+LIKE_TERMS = 12  # the portable search compares each word against every solved request
+KNOWLEDGE = table("knowledge", column("rowid"), column("subject"), column("body"),
+                  column("solution"))  # the SQLite FTS5 table (migration 0006)
+# bm25 weights of the FTS5 columns subject, body, solution: a subject says most in fewest words
+RANK = text("bm25(knowledge, 2.0, 1.0, 1.0)")
+
+
+@dataclass(frozen=True)
+class Solved:
+    """A solved request as offered to people: what was asked and how it was solved."""
+
+    reference: str
+    department: str
+    subject: str
+    solution: str
+    resolved_at: datetime
+    words: frozenset[str] = field(default=frozenset(), compare=False, repr=False)  # its terms
+
+
+class Knowledge(Protocol):
+    """Where solutions are kept and searched; one implementation per kind of database."""
+
+    def remember(self, request: Request) -> None:
+        """Keep the request's solution (replacing an earlier one), or forget it if it has none."""
+
+    def similar(self, about: str, limit: int, exclude: int | None) -> list[Solved]:
+        """Solved requests whose words are most like `about`'s, best first."""
+
+
+def index_for(session: Session) -> Knowledge:
+    """SQLite's full-text index; elsewhere a portable search of the requests themselves
+    (where a PostgreSQL full-text implementation of Knowledge would take over)."""
+    if session.get_bind().dialect.name == "sqlite":
+        return FullText(session)
+    return Portable(session)
+
+
+def remember(session: Session, request: Request) -> None:
+    index_for(session).remember(request)
+
+
+def similar(session: Session, about: str, limit: int = 3,
+            exclude: int | None = None) -> list[Solved]:
+    """Up to `limit` solved requests like the text `about` (a request other than `exclude`).
+
+    Solved means resolved (or closed) with a solution: a reopened request is left out until
+    it is resolved again, since its last solution did not settle it.
+    """
+    return index_for(session).similar(about, limit, exclude)
+
+
+def alike(session: Session, about: str, limit: int = 3,
+          exclude: int | None = None) -> list[Solved]:
+    """The solved requests worth offering beside a new request: like `similar`, but only
+    those sharing at least SHARED_TERMS of its words (or all, when it has fewer)."""
+    sought = set(terms(about)[:QUERY_TERMS])
+    enough = min(SHARED_TERMS, len(sought))
+    found = similar(session, about, limit * CANDIDATES, exclude)
+    return [solved for solved in found if len(sought & solved.words) >= enough][:limit]
+
+
+def terms(about: str) -> list[str]:
+    """The words that say what `about` is about, each also without an Indonesian suffix."""
+    found: dict[str, None] = {}
+    for word in words(about):
+        found[word] = None
+        found.setdefault(_unsuffixed(word), None)
+    return list(found)
+
+
+def _unsuffixed(word: str) -> str:
+    for suffix in SUFFIXES:
+        if word.endswith(suffix) and len(word) - len(suffix) >= STEM_LEFT:
+            return word[:-len(suffix)]
+    return word
+
+
+def match_query(about: str) -> str:
+    """An FTS5 query matching any of the words: each quoted, so none is read as syntax."""
+    quoted = ('"' + term.replace('"', '""') + '"' for term in terms(about)[:QUERY_TERMS])
+    return " OR ".join(quoted)
+
+
+def indexed(request: Request) -> dict[str, Any]:
+    """The columns of a request's row in the full-text index: its normalised words."""
+    first = next((m for m in request.messages if m.direction == "in"), None)
+    body = (first.new_text or first.text) if first is not None else ""
+    return {"id": request.id, "subject": " ".join(terms(request.subject)),
+            "body": " ".join(terms(body)), "solution": " ".join(terms(request.solution))}
+
+
+def _offered() -> Select[int, str, str, str, datetime | None]:
+    return select(Request.id, Request.department, Request.subject, Request.solution,
+                  Request.resolved_at).where(Request.resolved_at.is_not(None),
+                                             Request.solution != "")
+
+
+def _solved(rows: Any) -> list[Solved]:
+    """Solved requests from rows of `_offered()`, each followed by the texts its terms are in."""
+    return [Solved(reference_of(number), department, subject, solution, resolved,
+                   frozenset(terms(" ".join(texts))))
+            for number, department, subject, solution, resolved, *texts in rows]
+
+
+class FullText:
+    """SQLite FTS5 (`knowledge`: rowid the request's id; subject, first message, solution),
+    ranked by bm25, English stemmed by the porter tokenizer."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def remember(self, request: Request) -> None:
+        self.session.execute(text("DELETE FROM knowledge WHERE rowid = :id"), {"id": request.id})
+        if request.solution.strip():
+            self.session.execute(text(
+                "INSERT INTO knowledge (rowid, subject, body, solution) "
+                "VALUES (:id, :subject, :body, :solution)"), indexed(request))
+
+    def similar(self, about: str, limit: int, exclude: int | None) -> list[Solved]:
+        query = match_query(about)
+        if not query:
+            return []
+        statement = _offered().add_columns(*KNOWLEDGE.c["subject", "body", "solution"]).join(
+            KNOWLEDGE, KNOWLEDGE.c.rowid == Request.id).where(
+            text("knowledge MATCH :query").bindparams(query=query))
+        if exclude is not None:
+            statement = statement.where(Request.id != exclude)
+        return _solved(self.session.execute(statement.order_by(RANK).limit(limit)))
+
+
+class Portable:
+    """Any database: the requests' subjects and solutions searched with LIKE, ranked by how
+    many of the words each holds. Slower than a full-text index, and needs none."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def remember(self, request: Request) -> None:
+        """Nothing to keep: the solution is searched where the request holds it."""
+
+    def similar(self, about: str, limit: int, exclude: int | None) -> list[Solved]:
+        sought = terms(about)[:LIKE_TERMS]
+        if not sought:
+            return []
+        said = func.lower(Request.subject + " " + Request.solution)
+        score = functools.reduce(operator.add, [
+            case((said.contains(term, autoescape=True), 1), else_=0) for term in sought])
+        statement = _offered().add_columns(Request.subject, Request.solution)
+        statement = statement.where(score > 0)
+        if exclude is not None:
+            statement = statement.where(Request.id != exclude)
+        ranked = statement.order_by(score.desc(), Request.resolved_at.desc()).limit(limit)
+        return _solved(self.session.execute(ranked))

@@ -1,0 +1,275 @@
+"""Knowledge from solved requests: kept at #resolve, offered in forwards, searched by the admin."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from alembic import command
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from mailroom import config, knowledge
+from mailroom.cli import main
+from mailroom.knowledge import FullText, Knowledge, Portable
+from mailroom.store.db import Database, _alembic_config
+from mailroom.store.models import Message, Request
+from tests.servers import Dovecot, SmtpCapture
+from tests.sites import request_mail
+from tests.test_conversation import AGUS, BUDI, IT, Desk, staff_command, text_of
+from tests.test_daemon_imap import imap_site
+
+SITI = "Siti Aminah <siti@contoh.co.id>"
+SERVICE_DESK = "servicedesk@contoh.co.id"
+BATTERY = "Baterai laptop diganti dan adaptor charger yang rusak sudah ditukar."
+PAPER_JAM = "Kertas yang tersangkut di printer dikeluarkan, roller printer dibersihkan."
+PRINTER = {"subject": "Printer lantai 2 macet",
+           "body": "Printer di lantai 2 macet terus, kertasnya tersangkut di dalam."}
+PRINTER_AGAIN = {"subject": "Printer macet lagi", "sender": SITI,
+                 "body": "Printer lantai 2 macet, kertas tersangkut. Laptop saya juga tidak "
+                         "bisa mencetak."}
+ARCHIVE_KEY = {"subject": "Kunci lemari arsip hilang", "sender": SITI,
+               "body": "Kunci lemari arsip bagian keuangan hilang sejak kemarin."}
+HOSTILE = 'e-mail rock\'n\'roll NEAR( "printer" AND * -macet ^col: OR ) NOT "'
+NOTHING = (1, "no solved request matches\n")  # exit status 1, as grep
+IMPLEMENTATIONS: list[Callable[[Session], Knowledge]] = [FullText, Portable]
+
+
+@pytest.fixture
+def desk(tmp_path: Path, dovecot: Dovecot, smtp: SmtpCapture) -> Iterator[Desk]:
+    path = imap_site(tmp_path, dovecot, smtp)
+    path.write_text(path.read_text().replace(
+        "it: {name: IT Support, address: it@contoh.co.id,",
+        "it: {name: IT Support, address: it@contoh.co.id, members: [agus@contoh.co.id],"))
+    yield Desk(path, dovecot, smtp)
+
+
+def solve_two(desk: Desk) -> None:
+    """REQ-000001 (a laptop that does not start) and REQ-000002 (a paper jam), both resolved."""
+    staff_command(desk, f"#resolve {BATTERY}")
+    _, forward = desk.open(**PRINTER)
+    desk.reply(forward, AGUS, f"#selesai {PAPER_JAM}")
+
+
+def kb_search(desk: Desk, capsys: pytest.CaptureFixture[str], *words: str) -> tuple[int, str]:
+    status = main(["--config", str(desk.config), "kb", "search", *words])
+    return status, capsys.readouterr().out
+
+
+@contextmanager
+def database_of(desk: Desk) -> Iterator[Database]:
+    db = Database(f"sqlite:///{desk.config.parent / 'mailroom.db'}")
+    try:
+        yield db
+    finally:
+        db.close()
+
+
+def found_by(desk: Desk, index: Callable[[Session], Knowledge], about: str,
+             exclude: int | None = None) -> list[str]:
+    """The references `index` offers for `about`, best first."""
+    with database_of(desk) as db, db.transaction() as session:
+        return [s.reference for s in index(session).similar(about, 3, exclude)]
+
+
+def it_zone(desk: Desk) -> ZoneInfo:
+    return config.load(desk.config).departments["it"].calendar.zone
+
+
+# -- the forward --------------------------------------------------------------------------
+
+def test_a_new_requests_forward_lists_the_most_similar_solved_request_first(
+        desk: Desk) -> None:
+    solve_two(desk)
+    _, forward = desk.open(**PRINTER_AGAIN)
+    ack = desk.last_to("siti@contoh.co.id")
+    words = text_of(forward)
+    assert "Permintaan serupa yang sudah diselesaikan:" in words
+    listed = words.split("Permintaan serupa yang sudah diselesaikan:")[1]
+    assert "REQ-000002" in listed  # a paper jam in the printer of the second floor
+    assert "REQ-000001" not in listed  # only "laptop" in common: chance, not likeness
+    assert "REQ-000003" not in listed
+    assert "Solusi: Kertas yang tersangkut di printer dikeluarkan" in listed
+    assert "Printer lantai 2 macet" in listed  # the solved request's subject
+    html = forward.get_body(("html",))
+    assert html is not None and "Permintaan serupa yang sudah diselesaikan" in html.get_content()
+    assert "REQ-000002" in html.get_content()
+    assert "REQ-000003" in ack["Subject"]
+    assert "REQ-000002" not in text_of(ack) and "serupa" not in text_of(ack)
+
+
+def test_an_unrelated_requests_forward_lists_none(desk: Desk) -> None:
+    solve_two(desk)
+    desk.deliver(request_mail(**ARCHIVE_KEY))
+    forward = desk.last_to(SERVICE_DESK)  # no rule knows archive keys: the triage desk has it
+    words = text_of(forward)
+    assert "REQ-000003" in forward["Subject"] and "Kunci lemari arsip" in words
+    assert "serupa" not in words and "REQ-000001" not in words and "REQ-000002" not in words
+    html = forward.get_body(("html",))
+    assert html is not None and "serupa" not in html.get_content()
+
+
+def test_an_english_speaking_service_forwards_them_in_english(desk: Desk) -> None:
+    desk.config.write_text(desk.config.read_text().replace("language: id", "language: en"))
+    solve_two(desk)
+    _, forward = desk.open(**PRINTER_AGAIN)
+    listed = text_of(forward).split("Similar solved requests:")[1]
+    assert "REQ-000002 (resolved Monday, 2 November 2026): Printer lantai 2 macet" in listed
+    assert f"Solution: {PAPER_JAM}" in listed
+    html = forward.get_body(("html",))
+    assert html is not None and "Similar solved requests" in html.get_content()
+
+
+def test_a_long_solution_is_cut_in_the_forward(desk: Desk) -> None:
+    long = "Printer dibongkar dan diperiksa. " + "Roller dibersihkan satu per satu. " * 20
+    _, forward = desk.open(**PRINTER)
+    desk.reply(forward, AGUS, f"#resolve {long}")
+    _, forward = desk.open(**PRINTER_AGAIN)
+    listed = text_of(forward).split("Permintaan serupa yang sudah diselesaikan:")[1]
+    (shown,) = [line for line in listed.splitlines() if "Solusi:" in line]
+    assert shown.endswith("…") and 250 < len(shown.split("Solusi: ")[1]) <= 305
+    assert desk.request(1).solution == long.strip()  # all of it is kept
+
+
+# -- kb search ----------------------------------------------------------------------------
+
+def test_kb_search_shows_a_table_of_solved_requests(
+        desk: Desk, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "200")  # a wide terminal: one line a row
+    solve_two(desk)
+    status, out = kb_search(desk, capsys, "printer macet")
+    assert status == 0
+    (header,) = [line for line in out.splitlines() if "reference" in line]
+    assert [w for w in header.split() if w.isalpha()] == [
+        "reference", "department", "resolved", "subject", "solution"]
+    (row,) = [line for line in out.splitlines() if "REQ-" in line]
+    assert "REQ-000002" in row and " it " in row and "Printer lantai 2 macet" in row
+    assert "Kertas yang tersangkut di printer dikeluarkan, roller" in row
+    assert f"{desk.now.astimezone(it_zone(desk)):%Y-%m-%d %H:%M}" in row
+
+
+def test_kb_search_json_lists_reference_department_subject_solution_and_resolution(
+        desk: Desk, capsys: pytest.CaptureFixture[str]) -> None:
+    solve_two(desk)
+    status, out = kb_search(desk, capsys, "laptop baterai", "--json")
+    assert status == 0
+    (solved,) = json.loads(out)
+    assert set(solved) == {"reference", "department", "subject", "solution", "resolved_at"}
+    assert (solved["reference"], solved["department"], solved["solution"]) == (
+        "REQ-000001", "it", BATTERY)
+    assert solved["subject"] == "Laptop tidak bisa menyala"
+    resolved = datetime.fromisoformat(solved["resolved_at"])
+    assert resolved == desk.now and resolved.utcoffset() == desk.now.astimezone(
+        it_zone(desk)).utcoffset()
+
+
+def test_kb_search_with_no_match_says_so_and_exits_1(
+        desk: Desk, capsys: pytest.CaptureFixture[str]) -> None:
+    solve_two(desk)
+    assert kb_search(desk, capsys, "kunci lemari") == NOTHING
+    status, out = kb_search(desk, capsys, "kunci lemari", "--json")
+    assert (status, json.loads(out)) == (1, [])
+
+
+def test_kb_search_limits_the_number_of_results(
+        desk: Desk, capsys: pytest.CaptureFixture[str]) -> None:
+    solve_two(desk)
+    for limit, expected in (("5", ["REQ-000002", "REQ-000001"]), ("1", ["REQ-000002"])):
+        status, out = kb_search(desk, capsys, "printer macet laptop", "--json", "--limit", limit)
+        assert status == 0 and [s["reference"] for s in json.loads(out)] == expected
+
+
+def test_hostile_text_never_breaks_the_search(
+        desk: Desk, capsys: pytest.CaptureFixture[str]) -> None:
+    solve_two(desk)
+    status, out = kb_search(desk, capsys, HOSTILE, "--json")
+    assert status == 0 and json.loads(out)[0]["reference"] == "REQ-000002"
+    assert kb_search(desk, capsys, 'e-mail "rock\'n\'roll" * - ^ :') == NOTHING
+    assert kb_search(desk, capsys, "and or not the yang") == NOTHING
+    desk.open(subject=HOSTILE, body="e-mail rock'n'roll " + HOSTILE)
+    forward = desk.last_to(IT)
+    assert "REQ-000003" in forward["Subject"]
+    assert "REQ-000002" in text_of(forward).split("Permintaan serupa")[1]
+
+
+@pytest.mark.parametrize("index", IMPLEMENTATIONS)
+def test_both_implementations_rank_and_exclude_alike(
+        desk: Desk, index: Callable[[Session], Knowledge]) -> None:
+    solve_two(desk)
+    assert found_by(desk, index, "printer macet laptop") == ["REQ-000002", "REQ-000001"]
+    assert found_by(desk, index, "printer macet laptop", exclude=2) == ["REQ-000001"]
+    assert found_by(desk, index, HOSTILE) == ["REQ-000002"]
+    assert found_by(desk, index, "kunci lemari") == []
+
+
+def test_words_are_found_in_other_forms(desk: Desk) -> None:
+    solve_two(desk)
+    assert found_by(desk, FullText, "printers jammed") == ["REQ-000002"]  # English stems
+    assert found_by(desk, FullText, "laptopnya") == ["REQ-000001"]  # an Indonesian suffix
+    assert found_by(desk, FullText, "tersangkutnya") == ["REQ-000002"]
+    assert found_by(desk, FullText, "kertasnya") == ["REQ-000002"]  # the first message's
+
+
+# -- reopened and resolved again ----------------------------------------------------------
+
+def test_a_request_resolved_again_is_found_by_its_new_solution_only(
+        desk: Desk, capsys: pytest.CaptureFixture[str]) -> None:
+    staff_command(desk, f"#resolve {BATTERY}")
+    desk.reply(desk.last_to(BUDI), "Budi Santoso <budi@contoh.co.id>",
+               "Maaf, laptopnya masih mati.")
+    assert desk.request().status == "open"
+    assert kb_search(desk, capsys, "baterai") == NOTHING  # not offered while open
+    desk.reply(desk.last_to(IT), AGUS, "#resolve Motherboard laptop diganti oleh vendor.")
+    status, out = kb_search(desk, capsys, "motherboard", "--json")
+    assert status == 0 and json.loads(out)[0]["solution"] == \
+        "Motherboard laptop diganti oleh vendor."
+    assert kb_search(desk, capsys, "baterai adaptor") == NOTHING
+    with database_of(desk) as db, db.engine.connect() as connection:
+        assert connection.execute(text("SELECT rowid FROM knowledge")).all() == [(1,)]
+
+
+def test_a_request_never_resolved_is_not_known(
+        desk: Desk, capsys: pytest.CaptureFixture[str]) -> None:
+    staff_command(desk, "#close")
+    desk.open(**PRINTER)
+    assert desk.request(1).status == "closed"
+    assert kb_search(desk, capsys, "laptop menyala") == NOTHING
+    assert kb_search(desk, capsys, "printer") == NOTHING
+    assert found_by(desk, Portable, "laptop menyala printer") == []
+
+
+# -- the migration ------------------------------------------------------------------------
+
+def test_the_migration_indexes_requests_resolved_before_it(tmp_path: Path) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'old.db'}")
+    command.upgrade(_alembic_config(db.engine), "0005")
+    resolved = datetime(2026, 10, 5, 3, 0, tzinfo=UTC)
+    with db.transaction() as session:
+        session.add_all([
+            old_request("Slip gaji Oktober belum ada", "Slip gaji dikirim ulang lewat portal.",
+                        resolved, "Slip gaji saya bulan Oktober belum masuk ke email."),
+            old_request("Slip gaji November", "", None, "Slip gaji November belum terbit.")])
+    db.upgrade()
+    with db.transaction() as session:
+        found = knowledge.similar(session, "slip gaji")
+        assert [(s.reference, s.solution, s.resolved_at) for s in found] == [
+            ("REQ-000001", "Slip gaji dikirim ulang lewat portal.", resolved)]
+        assert [s.reference for s in knowledge.similar(session, "email")] == ["REQ-000001"]
+    db.close()
+
+
+def old_request(subject: str, solution: str, resolved: datetime | None, body: str) -> Request:
+    at = datetime(2026, 10, 1, 2, 0, tzinfo=UTC)
+    request = Request(subject=subject, requester="budi@contoh.co.id", language="id",
+                      department="hr", created_at=at, first_response_due_at=at, due_at=at,
+                      resolved_at=resolved, solution=solution,
+                      status="resolved" if resolved else "open")
+    request.messages.append(Message(direction="in", message_id=f"<{subject}@contoh.co.id>",
+                                    sender="budi@contoh.co.id", subject=subject, text=body,
+                                    new_text=body, outcome="new_request", created_at=at))
+    return request

@@ -1,0 +1,226 @@
+"""`mailroom status`: the daemon's heartbeat, fresh, stale or missing, and what waits."""
+
+from __future__ import annotations
+
+import json
+import mailbox
+import os
+import socket
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mailroom import config as config_file
+from mailroom import heartbeat
+from mailroom.cli import main
+from mailroom.clock import Clock
+from mailroom.daemon import Daemon
+from mailroom.sources.imap import ImapSource
+from mailroom.sources.maildir import MaildirSource
+from tests.servers import Dovecot, SmtpCapture
+from tests.sites import request_mail, site
+from tests.test_daemon_imap import imap_site, wait_until
+from tests.test_metrics import serving
+
+RUN_AT = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)  # 09:00 in Jakarta, the service's zone
+
+
+def deliver(config: Path, *raws: bytes) -> None:
+    box = mailbox.Maildir(config.parent / "inbox", create=True)
+    for raw in raws:
+        box.add(raw)
+
+
+def run_once(config: Path, at: datetime = RUN_AT) -> Daemon:
+    daemon = Daemon(config, Clock(at))
+    try:
+        daemon.run_once()
+    finally:
+        daemon.close()
+    return daemon
+
+
+def status(config: Path, now: datetime, monkeypatch: pytest.MonkeyPatch,
+           capsys: pytest.CaptureFixture[str], *options: str) -> tuple[int, str]:
+    """The exit code and standard output of `mailroom status` with MAILROOM_NOW at `now`."""
+    monkeypatch.setenv("MAILROOM_NOW", now.isoformat())
+    capsys.readouterr()
+    code = main(["--config", str(config), "status", *options])
+    return code, capsys.readouterr().out
+
+
+def status_json(config: Path, now: datetime, monkeypatch: pytest.MonkeyPatch,
+                capsys: pytest.CaptureFixture[str], *options: str) -> tuple[int, dict[str, Any]]:
+    code, out = status(config, now, monkeypatch, capsys, "--json", *options)
+    return code, json.loads(out)
+
+
+def test_a_fresh_heartbeat_says_alive_and_exits_0(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    config = site(tmp_path)
+    deliver(config, request_mail(), request_mail(subject="Laptop tidak bisa menyala"))
+    daemon = run_once(config)
+    later = RUN_AT + timedelta(seconds=20)
+    code, out = status(config, later, monkeypatch, capsys)
+    assert code == 0, out
+    assert out.splitlines()[0] == (
+        f"OK: the daemon is alive: beat 20 s ago on {socket.gethostname()}, pid {os.getpid()}, "
+        "up since 2026-11-23 09:00:00 WIB")
+    lines = {line.split("  ")[0]: line for line in out.splitlines()}
+    assert lines["inbox read"].split(None, 2)[2] == "2026-11-23 09:00:00 WIB (20 s ago)"
+    assert lines["inbox backlog"].split(None, 2)[2] == "0 messages"
+    assert lines["outbox"].split(None, 1)[1] == "0 pending, 0 held, 0 failed"
+    assert lines["rules"].split(None, 1)[1] == (
+        f"version {daemon.settings.ruleset.version}, loaded 2026-11-23 09:00:00 WIB")
+
+
+def test_status_json_gives_every_figure_in_the_service_zone(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    config = site(tmp_path)
+    deliver(config, request_mail())
+    daemon = run_once(config)
+    code, seen = status_json(config, RUN_AT + timedelta(seconds=75), monkeypatch, capsys)
+    assert code == 0
+    assert seen["state"] == "alive" and seen["alive"] is True
+    assert seen["checked_at"] == "2026-11-23T09:01:15+07:00"
+    assert seen["stale_after_seconds"] == 180
+    assert seen["daemon"] == {"host": socket.gethostname(), "pid": os.getpid(),
+                              "started_at": "2026-11-23T09:00:00+07:00",
+                              "beat_at": "2026-11-23T09:00:00+07:00", "beat_age_seconds": 75,
+                              "stopped_at": None}
+    assert seen["inbox"] == {"last_read": "2026-11-23T09:00:00+07:00", "last_wake": None,
+                             "waiting": 0}
+    assert seen["outbox"] == {"pending": 0, "held": 0, "failed": 0}
+    assert seen["quarantined"] == 0
+    assert seen["rules"] == {"version": daemon.settings.ruleset.version,
+                             "loaded_at": "2026-11-23T09:00:00+07:00"}
+    assert seen["next_jobs"] == []  # `run --once` schedules nothing
+
+
+def test_a_stale_heartbeat_exits_2_unless_stale_allows_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    config = site(tmp_path)
+    run_once(config)
+    later = RUN_AT + timedelta(minutes=10)
+    code, out = status(config, later, monkeypatch, capsys)
+    assert code == 2
+    assert out.startswith("CRITICAL: the daemon is not running or is stuck: its last beat was "
+                          "10 min ago (2026-11-23 09:00:00 WIB, on ")
+    assert out.splitlines()[0].endswith("stale after 3 min")
+    code, seen = status_json(config, later, monkeypatch, capsys)
+    assert (code, seen["state"], seen["alive"]) == (2, "stale", False)
+    assert seen["daemon"]["beat_age_seconds"] == 600
+    code, seen = status_json(config, later, monkeypatch, capsys, "--stale", "15m")
+    assert (code, seen["state"], seen["stale_after_seconds"]) == (0, "alive", 900)
+
+
+def test_a_daemon_that_never_ran_exits_2(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    config = site(tmp_path)
+    code, out = status(config, RUN_AT, monkeypatch, capsys)
+    assert code == 2
+    assert out.splitlines()[0] == "CRITICAL: the daemon has never run on this database"
+    code, seen = status_json(config, RUN_AT, monkeypatch, capsys)
+    assert (code, seen["state"], seen["daemon"]) == (2, "never run", None)
+    assert seen["inbox"] == {"last_read": None, "last_wake": None, "waiting": None}
+
+
+def test_a_daemon_that_stopped_exits_2_with_when(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    config = site(tmp_path)
+    daemon = Daemon(config, Clock(RUN_AT))
+    daemon.stop.set()  # asked to stop before its first turn: it beats its last at once
+    daemon.run_forever()
+    code, out = status(config, RUN_AT + timedelta(seconds=5), monkeypatch, capsys)
+    assert code == 2
+    assert out.splitlines()[0] == ("CRITICAL: the daemon is not running: it stopped "
+                                   "2026-11-23 09:00:00 WIB")
+    code, seen = status_json(config, RUN_AT + timedelta(seconds=5), monkeypatch, capsys)
+    assert (seen["state"], seen["daemon"]["stopped_at"]) == ("stopped",
+                                                             "2026-11-23T09:00:00+07:00")
+
+
+def test_a_serving_daemon_shows_its_next_jobs_then_that_it_stopped(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    config = site(tmp_path)
+    deliver(config, request_mail())
+    with serving(config) as daemon:
+        wait_until(lambda: daemon.vitals.last_inbox_read is not None
+                   and heartbeat.read(daemon.db) is not None, 20, "a heartbeat after a drain")
+        now = datetime.now(UTC)
+        code, seen = status_json(config, now, monkeypatch, capsys)
+    assert (code, seen["state"], seen["inbox"]["waiting"]) == (0, "alive", 0)
+    jobs = {job["name"]: datetime.fromisoformat(job["at"]) for job in seen["next_jobs"]}
+    assert sorted(jobs) == ["jobs sweep", "outbox flush"]
+    assert now < jobs["outbox flush"] <= now + timedelta(seconds=31)
+    assert now < jobs["jobs sweep"] <= now + timedelta(seconds=61)
+    code, out = status(config, datetime.now(UTC), monkeypatch, capsys)
+    assert code == 2 and out.startswith("CRITICAL: the daemon is not running: it stopped ")
+
+
+def test_the_outbox_and_quarantine_counts_come_from_real_refusals(
+        tmp_path: Path, smtp: SmtpCapture, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    outgoing = f"{{kind: smtp, host: {smtp.host}, port: {smtp.port}, security: none}}"
+    config = site(tmp_path, inbox="{kind: maildir, path: inbox, max_size: 4KB}",
+                  outgoing=outgoing)
+    smtp.refuse_recipients = {"hr@contoh.co.id": "550 5.1.1 no such mailbox"}
+    deliver(config, request_mail(), request_mail(body="x" * 8192))  # the second: too large
+    run_once(config)  # the ack goes; the forward to hr is refused for good
+    smtp.fail_rcpt_with = "451 4.3.0 try again later"
+    deliver(config, request_mail(subject="Laptop tidak bisa menyala"))
+    run_once(config, RUN_AT + timedelta(minutes=1))  # its ack deferred, its forward waits
+    code, seen = status_json(config, RUN_AT + timedelta(minutes=2), monkeypatch, capsys)
+    assert code == 0
+    assert seen["outbox"] == {"pending": 1, "held": 1, "failed": 1}
+    assert seen["quarantined"] == 1
+    code, out = status(config, RUN_AT + timedelta(minutes=2), monkeypatch, capsys)
+    assert "1 pending, 1 held, 1 failed" in out and "quarantine     1 message\n" in out
+
+
+def test_status_on_an_unreadable_database_exits_3(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    config = site(tmp_path)
+    (tmp_path / "mailroom.db").mkdir()  # a folder where the database file should be
+    code, out = status(config, RUN_AT, monkeypatch, capsys)
+    assert code == 3 and out.startswith("UNKNOWN: the database cannot be read")
+
+
+def test_the_maildir_backlog_is_what_waited_at_the_last_look_less_what_was_taken(
+        tmp_path: Path) -> None:
+    source = MaildirSource(tmp_path / "inbox")
+    assert source.backlog is None  # not looked at yet
+    for number in range(3):
+        source.box.add(request_mail(subject=f"Permintaan {number}"))
+    items = source.fetch()
+    first = next(items)
+    assert source.backlog == 3
+    source.done([first])
+    assert source.backlog == 2
+    source.done(list(items))
+    assert source.backlog == 0
+
+
+def test_the_imap_backlog_is_what_waited_at_the_last_look_less_what_was_moved(
+        tmp_path: Path, dovecot: Dovecot, smtp: SmtpCapture) -> None:
+    for number in range(3):
+        dovecot.append(request_mail(subject=f"Permintaan {number}"))
+    daemon_config = imap_site(tmp_path, dovecot, smtp)
+    source = ImapSource(config_file.load(daemon_config).inbox)
+    try:
+        items = list(source.fetch())
+        assert source.backlog == 3
+        source.done(items[:1])
+        assert source.backlog == 2 and len(dovecot.uids()) == 2
+        source.done(items[1:])
+        assert source.backlog == 0
+    finally:
+        source.close()
