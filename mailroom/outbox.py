@@ -487,7 +487,8 @@ class Outbox:
             _event(row, "mail refused", now, template=row.template, refused=refused)
             log.warning("%s: %s", row.message_id, row.last_error)
         about = row.request.reference if row.request else row.department
-        log.info("%s %s sent to %s", about, row.template, ", ".join(row.recipients))
+        log.info("%s sent to %s", " ".join(filter(None, (about, row.template))),
+                 ", ".join(row.recipients))
         return "sent"
 
 

@@ -30,7 +30,7 @@ class Times:
     count: int  # requests measured (a first response given, or resolved)
     median_h: float | None  # None when count is 0
     p90_h: float | None
-    target_h: float | None  # the department's target in working hours; None when targets vary
+    target_h: float | None  # the target in working hours (median); None when targets differ
     met_pct: float | None  # share of the measured within their own target, 0-100
 
 
@@ -98,7 +98,9 @@ class Case:
     due_at: datetime
     first_response_at: datetime | None
     first_response_seconds: int | None
-    first_response_budget: int
+    first_response_target: int  # as written: 86400 is "1d", one working day
+    resolution_target: int
+    first_response_budget: int  # the working seconds the target gave this request
     resolution_budget: int
     resolved_at: datetime | None
     rating: int | None
@@ -203,7 +205,8 @@ def build(session: Session, config: Config, since: datetime, until: datetime,
     - Resolution: the working hours in the department's calendar from `received_at` to
       `resolved_at` (closing counts as resolving); its target is `resolution_budget`; it is
       met when `resolved_at <= due_at` (a wait for the requester moves `due_at` on).
-    - A target is shown when every request of the group had the same one, else None.
+    - A target is shown when every request of the group had the same one (as written), in
+      the median of the working hours it gave them; else None.
     - Median: the middle value, the mean of the two middle ones for an even count; p90: the
       nearest-rank percentile of `sla.percentile`, the smallest value with 90 % at or below.
     - SLA compliance: of the decided requests (resolved by `until`, or with a due time missed
@@ -269,21 +272,28 @@ def _categories(cases: list[Case]) -> dict[str, int]:
 def _first_response(measured: list[Measured]) -> Times:
     hours = [h for m in measured if (h := m.first_response_h) is not None]
     met = [m.first_response_met for m in measured if m.first_response_h is not None]
-    return _times(hours, met, {m.case.first_response_budget for m in measured})
+    return _times(hours, met, [(m.case.first_response_target, m.case.first_response_budget)
+                               for m in measured])
 
 
 def _resolution(measured: list[Measured]) -> Times:
     hours = [h for m in measured if (h := m.resolution_h) is not None]
     met = [m.resolution_met for m in measured if m.resolution_h is not None]
-    return _times(hours, met, {m.case.resolution_budget for m in measured})
+    return _times(hours, met, [(m.case.resolution_target, m.case.resolution_budget)
+                               for m in measured])
 
 
-def _times(hours: Sequence[float], met: Sequence[bool], budgets: set[int]) -> Times:
-    """Median, p90 and the share met of measured times; the target when all had the same."""
-    targets = budgets - {0}  # 0: a request stored before targets were kept
+def _times(hours: Sequence[float], met: Sequence[bool],
+           targets: Sequence[tuple[int, int]]) -> Times:
+    """Median, p90 and the share met of measured times; the target, when all had the same
+    one, in the working hours it gave them (its median: "1d" gives fewer on a short Friday).
+    `targets` pairs each request's target as written with its working seconds; 0 is a
+    request stored before targets were kept."""
+    budgets = [budget for written, budget in targets if written and budget]
+    same = len({written for written, _ in targets if written}) == 1
     return Times(len(hours), statistics.median(hours) if hours else None,
                  percentile(hours, 0.9) if hours else None,
-                 targets.pop() / HOUR if len(targets) == 1 else None, _share(met))
+                 statistics.median(budgets) / HOUR if same and budgets else None, _share(met))
 
 
 def _share(outcomes: Sequence[bool]) -> float | None:

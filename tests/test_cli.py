@@ -308,7 +308,6 @@ def test_the_demo_plays_its_week_as_written(tmp_path: Path, capsys: pytest.Captu
     db = Database(f"sqlite:///{tmp_path / 'demo' / 'mailroom.db'}")
     with db.transaction() as session:
         requests = {r.reference: r for r in session.scalars(select(Request))}
-    db.close()
     assert {ref: r.rating for ref, r in requests.items() if r.rating} == {
         "REQ-000001": 5, "REQ-000003": 4, "REQ-000008": 2, "REQ-000009": 4, "REQ-000010": 5,
         "REQ-000011": 4, "REQ-000012": 5, "REQ-000017": 5, "REQ-000018": 1}
@@ -317,6 +316,11 @@ def test_the_demo_plays_its_week_as_written(tmp_path: Path, capsys: pytest.Captu
     assert requests["REQ-000005"].status == "waiting"
     assert (requests["REQ-000016"].department, requests["REQ-000016"].transfers) == ("ga", 1)
     assert requests["REQ-000017"].received_at == datetime(2026, 11, 25, 2, 12, tzinfo=UTC)
+    with db.transaction() as session:
+        ignored = [(m.sender, m.reason) for m in session.scalars(
+            select(Message).where(Message.outcome == "ignored"))]
+    db.close()
+    assert ignored == [("agus.prasetyo@contoh.co.id", "Auto-Submitted: auto-replied")]
 
 
 def test_the_shipped_demo_config_keeps_to_var_of_the_source_tree() -> None:

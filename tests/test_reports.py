@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -261,8 +262,8 @@ def case(number: int, department: str, answered_after: float) -> reports.Case:
     start = SINCE + timedelta(hours=number)
     return reports.Case(number, "", f"p{number}@contoh.co.id", department, "normal", "", start,
                         start, start + timedelta(days=9), start + timedelta(days=9),
-                        start + timedelta(hours=1), int(answered_after * 3600), 7200, 28800,
-                        None, None, "", None)
+                        start + timedelta(hours=1), int(answered_after * 3600), 7200, 86400,
+                        7200, 28800, None, None, "", None)
 
 
 def test_p90_is_the_nearest_rank_and_departments_no_longer_configured_come_last(
@@ -277,6 +278,20 @@ def test_p90_is_the_nearest_rank_and_departments_no_longer_configured_come_last(
     assert [f.key for f in report.departments][-1] == "legal"
     assert (figures["legal"].name, figures["legal"].requests) == ("legal", 1)
     assert figures["it"].sla_met_pct is None  # nothing resolved, nothing missed yet
+
+
+def test_a_target_is_shown_in_the_hours_it_gave_when_all_had_the_same(week: Office) -> None:
+    """ "1d" gives 8 working hours from a Monday and 7.5 from a Friday: the median of those;
+    a department whose requests had different targets (a rule's sla:) shows none."""
+    days = [dataclasses.replace(case(n, "it", 1), resolution_budget=budget)
+            for n, budget in ((1, 28800), (2, 27000), (3, 28800))]
+    mixed = [dataclasses.replace(case(4, "hr", 1), resolution_target=3 * 86400), case(5, "hr", 1)]
+    period = reports.Period(SINCE, UNTIL, None, (*days, *mixed), {}, {})
+    figures = {f.key: f for f in reports.assemble(period, config_file.load(week.config))
+               .departments}
+    assert figures["it"].resolution.target_h == 8.0
+    assert figures["hr"].resolution.target_h is None
+    assert figures["hr"].first_response.target_h == 2.0  # the same first-response target
 
 
 # -- the command ----------------------------------------------------------------------------------

@@ -163,7 +163,7 @@ class Week:
             answered = _latest(session, request, lambda r: department.address in r.recipients)
         else:
             sender = request.requester
-            text = what.get("rating", what.get("requester", ""))
+            text = what.get("rating") or what.get("requester") or what.get("autoreply", "")
             survey = "rating" in what
             answered = _latest(session, request, lambda r: request.requester in r.recipients
                                and (r.template == "survey") == survey)
@@ -175,6 +175,8 @@ class Week:
         mail["In-Reply-To"] = mail["References"] = answered.message_id
         self.replies += 1
         mail["Message-ID"] = f"<demo-reply-{self.replies}@mail.contoh.co.id>"
+        if "autoreply" in what:
+            mail["Auto-Submitted"] = "auto-replied"
         mail.set_content(text)
         return mail
 

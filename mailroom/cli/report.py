@@ -196,7 +196,7 @@ def _transfers(report: Report) -> list[object]:
     senders = sorted({a for a, _ in report.transfers})
     receivers = sorted({b for _, b in report.transfers})
     rows = [[a, *(str(report.transfers.get((a, b), 0)) for b in receivers)] for a in senders]
-    return [_table("Transfers (from → to)", ["from \\ to", *receivers], rows)]
+    return [_table("Transfers", ["from \\ to", *receivers], rows)]
 
 
 def _topics(report: Report) -> list[object]:
