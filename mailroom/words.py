@@ -38,6 +38,7 @@ january february march may june july august october december today yesterday tom
 weeks month months year years day days hour hours minute minutes hari kemarin besok lusa
 tanggal bulan tahun jam menit pukul pagi siang sore malam lalu depan rp idr usd orang divisi
 bagian departemen department team pak bu ibu bapak someone something already since ago
+kantor rumah office home work kerja bekerja
 """.split())
 STOP_WORDS = INDONESIAN | ENGLISH | EVERYDAY
 

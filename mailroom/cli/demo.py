@@ -58,11 +58,17 @@ def demo(args: argparse.Namespace) -> int:
         print(_summary(daemon, week))
     finally:
         daemon.close()
+    mailroom = f"{_program()} --config {path}"
     print(f"\nEvery mail it sent: {config.outgoing.path}/new/ (.eml files). See how the service "
-          f"did:\n  mailroom --config {path} report --format html --out report.html\n"
-          f"and open report.html in a browser; `mailroom --config {path} requests list` and "
+          f"did:\n  {mailroom} report --format html --out report.html\n"
+          f"and open report.html in a browser; `{mailroom} requests list` and "
           "`requests show REQ-000009` tell the story of each request (docs/operations.md).")
     return 0
+
+
+def _program() -> str:
+    """How the admin ran mailroom (.venv/bin/mailroom after `make demo`), to repeat it."""
+    return sys.argv[0] if Path(sys.argv[0]).name == "mailroom" else "mailroom"
 
 
 def last_monday(now: datetime, config: config_file.Config) -> date:
