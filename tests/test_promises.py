@@ -82,9 +82,9 @@ class Office(Desk):
         return [row for row in self.outbox() if row.template == template]
 
 
-@pytest.fixture
-def office(tmp_path: Path, dovecot: Dovecot, smtp: SmtpCapture) -> Iterator[Office]:
-    config = imap_site(tmp_path, dovecot, smtp)
+def office_site(folder: Path, dovecot: Dovecot, smtp: SmtpCapture) -> Path:
+    """The office's installation: IT and HR on Jakarta's calendar, Finance on Amsterdam's."""
+    config = imap_site(folder, dovecot, smtp)
     text = config.read_text().replace(
         "it: {name: IT Support, address: it@contoh.co.id,",
         "it: {calendar: jakarta, name: IT Support, address: it@contoh.co.id, members: "
@@ -93,7 +93,12 @@ def office(tmp_path: Path, dovecot: Dovecot, smtp: SmtpCapture) -> Iterator[Offi
         "finance: {name: Finance,", "finance: {calendar: amsterdam, name: Finance, "
         "sla: {first_response: 4h, resolution: 3d},")
     config.write_text(text.replace("departments:\n", CALENDARS + "departments:\n"))
-    yield Office(config, dovecot, smtp, now=wib(2026, 11, 23, 9, 15))
+    return config
+
+
+@pytest.fixture
+def office(tmp_path: Path, dovecot: Dovecot, smtp: SmtpCapture) -> Iterator[Office]:
+    yield Office(office_site(tmp_path, dovecot, smtp), dovecot, smtp, now=wib(2026, 11, 23, 9, 15))
 
 
 def request_of(office: Office, number: int = 1) -> Request:
