@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable, Iterable, Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import TypeVar
 from zoneinfo import ZoneInfo
@@ -105,3 +106,16 @@ def progress(items: Iterable[T], total: int, label: str) -> Iterator[T]:
         for item in items:
             yield item
             bar.advance(task)
+
+
+LONGEST_SPAN = timedelta(days=100 * 366)  # --since reaches back a century at most
+
+
+def span(text: str) -> timedelta:
+    """An argparse type for --since: a duration like 30d or 12w, more than none, at most a
+    century (a longer one would reach before the calendar begins)."""
+    duration = config_file.parse_duration(text)
+    if duration is None or duration <= timedelta(0) or duration > LONGEST_SPAN:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a duration like 30d or 12w (more than 0, at most 36600d)")
+    return duration

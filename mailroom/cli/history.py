@@ -8,7 +8,7 @@ import re
 import sys
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -24,6 +24,7 @@ from mailroom.cli.common import (
     cut,
     database,
     env_clock,
+    span,
     table,
     zone_of,
 )
@@ -51,7 +52,7 @@ def _requests_commands(commands: argparse._SubParsersAction) -> None:  # type: i
     listing.add_argument("--status", choices=STATUSES, help="only those with this status")
     listing.add_argument("--overdue", action="store_true",
                          help="only those not resolved or closed and past their due time")
-    listing.add_argument("--since", metavar="SPAN", type=_span,
+    listing.add_argument("--since", metavar="SPAN", type=span,
                          help="only those opened in the last SPAN, e.g. 7d, 12w")
     listing.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
     listing.add_argument("--json", action="store_true", help="print a JSON list")
@@ -71,7 +72,7 @@ def _messages_commands(commands: argparse._SubParsersAction) -> None:  # type: i
                       "inbound messages, newest first, with their outcome")
     listing.add_argument("--ignored", action="store_true",
                          help="only the ignored ones, with the reason")
-    listing.add_argument("--since", metavar="SPAN", type=_span,
+    listing.add_argument("--since", metavar="SPAN", type=span,
                          help="only those taken in the last SPAN, e.g. 7d, 12w")
     listing.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
     listing.add_argument("--json", action="store_true", help="print a JSON list")
@@ -80,13 +81,6 @@ def _messages_commands(commands: argparse._SubParsersAction) -> None:  # type: i
 def _help(parser: argparse.ArgumentParser) -> int:
     parser.print_help()
     return 2
-
-
-def _span(text: str) -> timedelta:
-    duration = config_file.parse_duration(text)
-    if duration is None:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a duration like 30d or 12w")
-    return duration
 
 
 # -- requests list --------------------------------------------------------------------------
