@@ -84,6 +84,7 @@ class Jobs:
     def __init__(self, db: Database, config: Config, clock: Clock) -> None:
         self.db, self.config, self.clock = db, config, clock
         self.unknown: set[str] = set()  # departments no longer configured, logged once
+        self.reported: set[str] = set()  # monthly report keys queued or found empty
 
     def sweep(self) -> Swept:
         """Every job that is due at the clock's now."""
@@ -256,19 +257,19 @@ class Jobs:
     # -- the monthly report ------------------------------------------------------------------
 
     def _monthly_due(self, now: datetime) -> list[Monthly]:
-        """On the first working day of a month, from the department's opening: last month's
-        report to its manager; and the report of all departments to the admin as soon as the
-        first department with working hours opens on its first working day (with none, at the
-        month's start). Each once, by its key."""
+        """From the first opening of a month in the department's calendar (its first working
+        day, or the first run in its working hours after that): last month's report to its
+        manager; and the report of all departments to the admin as soon as a department with
+        working hours is open (with none, at the month's start). Each once, by its key."""
         departments = self.config.departments.values()
-        opened = [d for d in departments if first_working_day(d.calendar, now)]
+        opened = [d for d in departments if d.calendar.is_open(now)]
         due = [Monthly(d.key, last_month(now, d.calendar.zone), d.manager)
                for d in opened if d.manager]
         timed = [d for d in departments if not d.calendar.always] or list(departments)
         admin = self.config.service.admin
         if admin and {d.key for d in timed} & {d.key for d in opened}:
             due.append(Monthly("all", last_month(now, self.config.service.zone), admin))
-        return due
+        return [monthly for monthly in due if _report_key(monthly) not in self.reported]
 
     def _report(self, session: Session, monthly: Monthly, now: datetime, swept: Swept) -> None:
         """Queue one monthly report: a summary in the mail, the whole report attached as HTML.
@@ -277,13 +278,13 @@ class Jobs:
         The figures are read in a transaction of their own, which takes no lock: intake goes
         on while the report is drawn; `session` writes only the mail.
         """
-        key = f"report:{monthly.key}:{monthly.month:%Y-%m}"
+        key = _report_key(monthly)
         scope = None if monthly.key == "all" else monthly.key
         with self.db.transaction(durable=False) as reading:
-            if not _not_queued(reading, key):
-                return
-            period = reports.load(reading, *self._month(monthly.month), scope)
-        if not period.cases:
+            queued = not _not_queued(reading, key)
+            period = None if queued else reports.load(reading, *self._month(monthly.month), scope)
+        if period is None or not period.cases:
+            self.reported.add(key)  # sent already, or a month without requests: nothing to do
             return
         report = reports.assemble(period, self.config)
         service = self.config.service
@@ -362,11 +363,8 @@ class Jobs:
         return 1
 
 
-def first_working_day(calendar: sla.Calendar, now: datetime) -> bool:
-    """Whether the calendar is open now, on the first day of this month that it opens."""
-    today = now.astimezone(calendar.zone).date()
-    earlier = (today.replace(day=day) for day in range(1, today.day))
-    return calendar.is_open(now) and not any(calendar.spans(day) for day in earlier)
+def _report_key(monthly: Monthly) -> str:
+    return f"report:{monthly.key}:{monthly.month:%Y-%m}"
 
 
 def last_month(now: datetime, zone: ZoneInfo) -> date:

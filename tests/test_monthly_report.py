@@ -6,13 +6,12 @@ from __future__ import annotations
 import html
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import timedelta
 from email.message import EmailMessage
+from pathlib import Path
 
 import pytest
 
-from mailroom import config as config_file
-from mailroom.jobs import first_working_day
+from mailroom.store.models import Outgoing
 from tests.servers import Dovecot, SmtpCapture
 from tests.test_conversation import AGUS, BUDI, IT, RINA, text_of
 from tests.test_promises import JOKO, Office, wib
@@ -37,19 +36,24 @@ def december(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Morning]:
     have none. November's requests, and the daemon run through 1 December, a Tuesday: before
     opening, at 08:00, later, and after a restart."""
     with Dovecot() as dovecot, SmtpCapture() as smtp:
-        config = configured(tmp_path_factory.mktemp("monthly"), dovecot, smtp)
+        config = with_admin(configured(tmp_path_factory.mktemp("monthly"), dovecot, smtp))
         config.write_text(config.read_text().replace(
-            "language: id}", f"language: id, admin: {ADMIN}}}").replace(
             "ga: {name: General Affairs,", "ga: {manager: umum@contoh.co.id, "
             "name: General Affairs,"))
         office = Office(config, dovecot, smtp, now=wib(2026, 10, 30, 10, 0))
         november(office)
         office.at(wib(2026, 12, 1, 7, 0)).run()
         office.at(wib(2026, 12, 1, 7, 55)).run()
-        before_opening = len(office.rows("report"))
+        before_opening = len(novembers(office))
         for hour, minute in ((8, 0), (8, 10), (10, 0)):
             office.at(wib(2026, 12, 1, hour, minute)).run()
         yield Morning(office, before_opening)
+
+
+def with_admin(config: Path) -> Path:
+    config.write_text(config.read_text().replace("language: id}",
+                                                 f"language: id, admin: {ADMIN}}}"))
+    return config
 
 
 def november(office: Office) -> None:
@@ -67,8 +71,14 @@ def november(office: Office) -> None:
            "Slip gaji saya belum diterima.", HR)  # REQ-000004
 
 
+def novembers(office: Office) -> list[Outgoing]:
+    """The reports of November queued (October's went out when the office ran in November)."""
+    return [row for row in office.rows("report") if row.key and row.key.endswith(":2026-11")]
+
+
 def reports_to(office: Office, address: str) -> list[EmailMessage]:
-    return [m for m in office.digests_to(address) if "Laporan bulanan" in str(m["Subject"])]
+    return [m for m in office.digests_to(address)
+            if "Laporan bulanan November" in str(m["Subject"])]
 
 
 def attached(mail: EmailMessage) -> tuple[str, str, str]:
@@ -81,9 +91,9 @@ def test_managers_and_the_admin_get_last_months_report_once_from_opening(
         december: Morning) -> None:
     office = december.office
     assert december.before_opening == 0, "nothing before the departments open"
-    assert sorted((r.key, *r.recipients) for r in office.rows("report")) == [
+    assert sorted((r.key, *r.recipients) for r in novembers(office)) == [
         ("report:all:2026-11", ADMIN), ("report:it:2026-11", JOKO)]
-    assert all(r.created_at == wib(2026, 12, 1, 8, 0) for r in office.rows("report"))
+    assert all(r.created_at == wib(2026, 12, 1, 8, 0) for r in novembers(office))
     [to_manager], [to_admin] = reports_to(office, JOKO), reports_to(office, ADMIN)
     assert to_manager["Subject"] == "Laporan bulanan November 2026: IT Support"
     assert to_admin["Subject"] == "Laporan bulanan November 2026: semua departemen"
@@ -114,12 +124,17 @@ def test_the_admins_report_has_every_department(december: Morning) -> None:
         "Service Desk": "0", "All": "3"}
 
 
-def test_the_first_working_day_follows_the_calendar(december: Morning) -> None:
-    calendar = config_file.load(december.office.config).departments["it"].calendar
-    new_year = wib(2027, 1, 4, 8, 0)  # 1 January is a holiday, then a weekend
-    assert first_working_day(calendar, new_year)
-    assert not first_working_day(calendar, new_year - timedelta(minutes=1))
-    assert not first_working_day(calendar, wib(2027, 1, 1, 9, 0))
-    assert not first_working_day(calendar, new_year + timedelta(days=1))
-    assert first_working_day(calendar, wib(2026, 12, 1, 16, 59))
-    assert not first_working_day(calendar, wib(2026, 12, 1, 12, 30))  # lunch
+def test_a_report_missed_on_the_first_working_day_goes_at_the_next_opening(
+        tmp_path: Path, dovecot: Dovecot, smtp: SmtpCapture) -> None:
+    config = with_admin(configured(tmp_path, dovecot, smtp))
+    office = Office(config, dovecot, smtp, now=wib(2026, 10, 30, 10, 0))
+    november(office)  # down from 30 October to 23 November: October's went out that day
+    assert sorted(row.key for row in office.rows("report")) == ["report:all:2026-10",
+                                                                "report:it:2026-10"]
+    office.at(wib(2026, 12, 2, 7, 30)).run()  # down all of 1 December; 2 December, not open yet
+    assert novembers(office) == []
+    office.at(wib(2026, 12, 2, 8, 0)).run()
+    office.at(wib(2026, 12, 3, 8, 0)).run()
+    assert sorted((r.key, r.created_at) for r in novembers(office)) == [
+        ("report:all:2026-11", wib(2026, 12, 2, 8, 0)),
+        ("report:it:2026-11", wib(2026, 12, 2, 8, 0))]
