@@ -334,6 +334,7 @@ class Daemon:
                 if not isinstance(exc, TransientError):
                     log.exception("the loop failed")
                 log.warning("%s; retrying in %.0f s", exc, backoff)
+                self._beat_despite_fault()
                 self.stop.wait(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
         notify("STOPPING=1")
@@ -379,13 +380,22 @@ class Daemon:
 
     def _beat(self, force: bool = False) -> None:
         """Write the heartbeat `mailroom status` reads: at most every BEAT_SECONDS, unless
-        `force`; the metrics' outbox depth is refreshed with it."""
-        if not (force or self.vitals.due()):
+        `force`, never on a fixed clock (a rehearsal); the metrics' outbox depth is refreshed
+        with it."""
+        if self.clock.fixed or not (force or self.vitals.due()):
             return
         waiting = getattr(self.source, "backlog", None)
-        heartbeat.write(self.db, self.vitals.beat(self.clock.now(), waiting, self._next_jobs()))
+        heartbeat.write(self.db, self.vitals.beat(self.clock.now(), waiting, self._next_jobs(),
+                                                  self.inbox_down_since))
         if counting := self._counting():
             counting.outbox_depth.set(heartbeat.pending(self.db))
+
+    def _beat_despite_fault(self) -> None:
+        """Beat while a fault holds the loop (the inbox down, say): the daemon still lives."""
+        try:
+            self._beat()
+        except Exception as exc:  # the database may be what failed: the loop goes on
+            log.debug("no heartbeat during the fault: %s", exc)
 
     def _next_jobs(self) -> tuple[heartbeat.ScheduledJob, ...]:
         """The periodic jobs and when each runs next, on the daemon's clock."""
@@ -415,8 +425,9 @@ class Daemon:
     def _stopped(self) -> None:
         """The last heartbeat says the daemon stopped; the endpoint closes."""
         now = self.clock.now()
-        beat = self.vitals.beat(now, getattr(self.source, "backlog", None), ())
-        heartbeat.write(self.db, heartbeat.stopped(beat, now))
+        if not self.clock.fixed:
+            beat = self.vitals.beat(now, getattr(self.source, "backlog", None), ())
+            heartbeat.write(self.db, heartbeat.stopped(beat, now))
         if self.endpoint is not None:
             self.endpoint.stop()
 

@@ -7,15 +7,20 @@ import os
 import socket
 import time
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
+from datetime import time as dt_time
 from typing import Any
 
-from sqlalchemy import case, func, select
+from sqlalchemy import ColumnElement, case, func, select
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
+from mailroom import workflow
+from mailroom.config import Config
 from mailroom.intake import QUARANTINED
+from mailroom.sla import Calendar
 from mailroom.store.db import Database
-from mailroom.store.models import Message, State
+from mailroom.store.models import Message, Request, State, reference_of
 from mailroom.store.models import Outgoing as Queued
 
 log = logging.getLogger(__name__)
@@ -46,6 +51,7 @@ class Heartbeat:
     rules_loaded_at: datetime | None = None
     next_jobs: tuple[ScheduledJob, ...] = ()
     stopped_at: datetime | None = None  # the daemon stopped cleanly then
+    inbox_down_since: datetime | None = None  # the inbox could not be read from then on
 
     def as_json(self) -> dict[str, Any]:
         return {"host": self.host, "pid": self.pid, "started_at": _iso(self.started_at),
@@ -54,7 +60,8 @@ class Heartbeat:
                 "rules_version": self.rules_version,
                 "rules_loaded_at": _iso(self.rules_loaded_at),
                 "next_jobs": [{"name": j.name, "at": _iso(j.at)} for j in self.next_jobs],
-                "stopped_at": _iso(self.stopped_at)}
+                "stopped_at": _iso(self.stopped_at),
+                "inbox_down_since": _iso(self.inbox_down_since)}
 
     @classmethod
     def from_json(cls, value: dict[str, Any]) -> Heartbeat:
@@ -68,7 +75,8 @@ class Heartbeat:
             rules_loaded_at=_maybe(value.get("rules_loaded_at")),
             next_jobs=tuple(ScheduledJob(j["name"], _moment(j["at"]))
                             for j in value.get("next_jobs", ())),
-            stopped_at=_maybe(value.get("stopped_at")))
+            stopped_at=_maybe(value.get("stopped_at")),
+            inbox_down_since=_maybe(value.get("inbox_down_since")))
 
 
 @dataclass
@@ -88,13 +96,13 @@ class Vitals:
     def rules_loaded(self, version: str, at: datetime) -> None:
         self.rules_version, self.rules_loaded_at = version, at
 
-    def beat(self, now: datetime, waiting: int | None,
-             next_jobs: tuple[ScheduledJob, ...]) -> Heartbeat:
+    def beat(self, now: datetime, waiting: int | None, next_jobs: tuple[ScheduledJob, ...],
+             inbox_down_since: datetime | None = None) -> Heartbeat:
         """The heartbeat to write now; the next one is due BEAT_SECONDS later."""
         self.beaten = time.monotonic()
         return Heartbeat(socket.gethostname(), os.getpid(), self.started_at, now,
                          self.last_inbox_read, self.last_wake, waiting, self.rules_version,
-                         self.rules_loaded_at, next_jobs)
+                         self.rules_loaded_at, next_jobs, inbox_down_since=inbox_down_since)
 
 
 def write(db: Database, beat: Heartbeat) -> bool:
@@ -114,11 +122,22 @@ def stopped(beat: Heartbeat, at: datetime) -> Heartbeat:
     return replace(beat, beat_at=at, stopped_at=at, next_jobs=())
 
 
+class Unreadable(Exception):
+    """Raised when the heartbeat row holds what no daemon writes (a missing or malformed
+    field): `status` cannot tell whether the daemon lives."""
+
+
 def read(db: Database) -> Heartbeat | None:
     """The last heartbeat written, or None if no daemon ever beat on this database."""
     with db.transaction() as session:
         state = session.get(State, HEARTBEAT)
-        return Heartbeat.from_json(state.value) if state is not None else None
+        if state is None:
+            return None
+        try:
+            return Heartbeat.from_json(state.value)
+        except (KeyError, ValueError, TypeError, AttributeError) as exc:
+            raise Unreadable(f"the heartbeat is malformed: {type(exc).__name__}: {exc}"
+                             ) from exc
 
 
 @dataclass(frozen=True)
@@ -143,6 +162,7 @@ class Status:
     heartbeat: Heartbeat | None
     outbox: OutboxCounts
     quarantined: int
+    coming: tuple[ScheduledJob, ...] = ()  # what falls due next, by the database and config
 
     @property
     def age(self) -> timedelta | None:
@@ -151,18 +171,29 @@ class Status:
             return None
         return max(self.now - self.heartbeat.beat_at, timedelta(0))
 
-    def state(self, stale: timedelta) -> str:
-        """alive, stale (no beat within `stale`), stopped, or never run."""
+    @property
+    def ahead(self) -> timedelta:
+        """How far the last beat is dated after `now` (a clock set ahead), else nothing."""
         if self.heartbeat is None:
+            return timedelta(0)
+        return max(self.heartbeat.beat_at - self.now, timedelta(0))
+
+    def state(self, stale: timedelta) -> str:
+        """alive; inbox down (alive, but its inbox cannot be read); stale (no beat within
+        `stale`, or one dated more than `stale` ahead: clock skew); stopped; or never run."""
+        beat = self.heartbeat
+        if beat is None:
             return "never run"
-        if self.heartbeat.stopped_at is not None:
+        if beat.stopped_at is not None:
             return "stopped"
-        return "alive" if self.age is not None and self.age <= stale else "stale"
+        if self.age is None or self.age > stale or self.ahead > stale:
+            return "stale"
+        return "alive" if beat.inbox_down_since is None else "inbox down"
 
 
-def status(db: Database, now: datetime) -> Status:
-    """Read the heartbeat, the outbox counts and the quarantine count."""
-    return Status(now, read(db), outbox_counts(db, now), quarantined(db))
+def status(db: Database, config: Config, now: datetime) -> Status:
+    """Read the heartbeat, the outbox and quarantine counts, and what falls due next."""
+    return Status(now, read(db), outbox_counts(db, now), quarantined(db), coming(db, config, now))
 
 
 def outbox_counts(db: Database, now: datetime) -> OutboxCounts:
@@ -187,6 +218,85 @@ def quarantined(db: Database) -> int:
     with db.transaction() as session:
         return int(session.scalar(select(func.count()).select_from(Message).where(
             Message.direction == "in", Message.outcome == QUARANTINED)) or 0)
+
+
+def coming(db: Database, config: Config, now: datetime) -> tuple[ScheduledJob, ...]:
+    """What falls due next, in time order: the first due time still ahead of an open request,
+    the next daily digest of a department with requests open or waiting, the next monthly
+    report."""
+    with db.transaction() as session:
+        due = _next_due(session, now)
+        digested = set(session.scalars(select(Request.department).distinct().where(
+            Request.status.in_((workflow.OPEN, workflow.WAITING)))))
+    found = [due, _next_digest(config, digested, now), _next_report(config, now)]
+    return tuple(sorted((job for job in found if job is not None), key=lambda job: job.at))
+
+
+def _next_due(session: Session, now: datetime) -> ScheduledJob | None:
+    """The open request whose first response or resolution falls due first from `now`."""
+    promised = (Request.status == workflow.OPEN, Request.first_response_target > 0)
+    found = [_earliest(session, Request.first_response_due_at, "first response", now,
+                       *promised, Request.first_response_at.is_(None)),
+             _earliest(session, Request.due_at, "resolution", now, *promised)]
+    return min((job for job in found if job is not None), key=lambda job: job.at, default=None)
+
+
+def _earliest(session: Session, due: InstrumentedAttribute[datetime], stage: str,
+              now: datetime, *conditions: ColumnElement[bool]) -> ScheduledJob | None:
+    """The request meeting `conditions` whose `due` time comes first after `now`."""
+    row = session.execute(select(Request.id, due).where(*conditions, due > now)
+                          .order_by(due).limit(1)).first()
+    return None if row is None else ScheduledJob(f"next due: {reference_of(row[0])} ({stage})",
+                                                 row[1])
+
+
+def _next_digest(config: Config, keys: set[str], now: datetime) -> ScheduledJob | None:
+    """The next daily digest: the departments (of `keys`) whose next one comes first."""
+    moments = {key: _digest_at(config.departments[key].calendar, now)
+               for key in sorted(keys) if key in config.departments}
+    known = {key: at for key, at in moments.items() if at is not None}
+    if not known:
+        return None
+    first = min(known.values())
+    return ScheduledJob(f"daily digest: {', '.join(k for k, at in known.items() if at == first)}",
+                        first)
+
+
+def _digest_at(calendar: Calendar, now: datetime) -> datetime | None:
+    """A department's next digest: its first working time today if still to come, else that
+    of its next working day."""
+    today = now.astimezone(calendar.zone).date()
+    spans = calendar.spans(today)
+    if spans and now < spans[0][0]:
+        return spans[0][0]
+    return _opening(calendar, today + timedelta(days=1))
+
+
+def _next_report(config: Config, now: datetime) -> ScheduledJob | None:
+    """The next monthly report: a month's first working time, in the calendar of a department
+    with a manager, or (the report of all, to the admin) of one with working hours."""
+    departments = list(config.departments.values())
+    timed = [d for d in departments if not d.calendar.always] or departments
+    readers = [d for d in departments if d.manager] + (timed if config.service.admin else [])
+    moments = [at for d in readers if (at := _month_opening(d.calendar, now)) is not None]
+    return ScheduledJob("monthly report", min(moments)) if moments else None
+
+
+def _month_opening(calendar: Calendar, now: datetime) -> datetime | None:
+    """The month's first working time if still to come, else that of the next month."""
+    first = now.astimezone(calendar.zone).date().replace(day=1)
+    this_month = _opening(calendar, first)
+    if this_month is not None and this_month > now:
+        return this_month
+    return _opening(calendar, (first + timedelta(days=32)).replace(day=1))
+
+
+def _opening(calendar: Calendar, day: date) -> datetime | None:
+    """The first working time from the start of local `day`; None if none comes for long."""
+    try:
+        return calendar.next_opening(datetime.combine(day, dt_time(0), calendar.zone))
+    except ValueError:  # no working time within the calendar's search
+        return None
 
 
 def _iso(moment: datetime | None) -> str | None:

@@ -18,6 +18,10 @@ from mailroom.words import words
 # as written and without one of them, when at least STEM_LEFT letters remain
 SUFFIXES = ("nya", "lah", "kah", "kan", "an")
 STEM_LEFT = 4
+# English endings a word is compared without ("printers", "printer"), as the porter tokenizer
+# finds it, and then a final -e ("updates", "updated", "update"); a word ending in -ss
+# ("access") keeps it
+ENGLISH_ENDINGS = ("ing", "ed", "es", "s")
 QUERY_TERMS = 16  # the subject and the first words of the text: enough to find its like,
 # and each more word widens the matches bm25 must rank (about 50 ms over 20,000 solved)
 SHARED_TERMS = 2  # one word in common is chance ("masuk", "email"); two say it is alike
@@ -38,7 +42,8 @@ class Solved:
     subject: str
     solution: str
     resolved_at: datetime
-    words: frozenset[str] = field(default=frozenset(), compare=False, repr=False)  # its terms
+    # the stems of the words of its subject, first message and solution
+    stems: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
 
 
 class Knowledge(Protocol):
@@ -47,8 +52,10 @@ class Knowledge(Protocol):
     def remember(self, request: Request) -> None:
         """Keep the request's solution (replacing an earlier one), or forget it if it has none."""
 
-    def similar(self, about: str, limit: int, exclude: int | None) -> list[Solved]:
-        """Solved requests whose words are most like `about`'s, best first."""
+    def similar(self, about: str, limit: int, exclude: int | None,
+                department: str | None = None) -> list[Solved]:
+        """Solved requests whose words are most like `about`'s (of `department` when given),
+        best first."""
 
 
 def index_for(session: Session) -> Knowledge:
@@ -63,24 +70,26 @@ def remember(session: Session, request: Request) -> None:
     index_for(session).remember(request)
 
 
-def similar(session: Session, about: str, limit: int = 3,
-            exclude: int | None = None) -> list[Solved]:
-    """Up to `limit` solved requests like the text `about` (a request other than `exclude`).
+def similar(session: Session, about: str, limit: int = 3, exclude: int | None = None,
+            department: str | None = None) -> list[Solved]:
+    """Up to `limit` solved requests like the text `about` (a request other than `exclude`;
+    only those `department` holds, when given).
 
     Solved means resolved (or closed) with a solution: a reopened request is left out until
     it is resolved again, since its last solution did not settle it.
     """
-    return index_for(session).similar(about, limit, exclude)
+    return index_for(session).similar(about, limit, exclude, department)
 
 
-def alike(session: Session, about: str, limit: int = 3,
+def alike(session: Session, about: str, department: str, limit: int = 3,
           exclude: int | None = None) -> list[Solved]:
-    """The solved requests worth offering beside a new request: like `similar`, but only
-    those sharing at least SHARED_TERMS of its words (or all, when it has fewer)."""
-    sought = set(terms(about)[:QUERY_TERMS])
+    """The solved requests worth offering beside a new request of `department`: like
+    `similar` among that department's, but only those sharing at least SHARED_TERMS of its
+    words (or all, when it has fewer), a word and its other forms counted once."""
+    sought = {stem(term) for term in terms(about)[:QUERY_TERMS]}
     enough = min(SHARED_TERMS, len(sought))
-    found = similar(session, about, limit * CANDIDATES, exclude)
-    return [solved for solved in found if len(sought & solved.words) >= enough][:limit]
+    found = similar(session, about, limit * CANDIDATES, exclude, department)
+    return [solved for solved in found if len(sought & solved.stems) >= enough][:limit]
 
 
 def terms(about: str) -> list[str]:
@@ -93,9 +102,26 @@ def terms(about: str) -> list[str]:
 
 
 def _unsuffixed(word: str) -> str:
-    for suffix in SUFFIXES:
-        if word.endswith(suffix) and len(word) - len(suffix) >= STEM_LEFT:
-            return word[:-len(suffix)]
+    return _without(word, SUFFIXES)
+
+
+def stem(word: str) -> str:
+    """The form a word is compared in: without its Indonesian suffixes, then without an
+    English ending, so that "pemesanannya", "pemesanan" and "pemesan" are one word, and
+    "printers" and "printer". A word and each of its `terms` have the same stem."""
+    unsuffixed, shorter = word, _unsuffixed(word)
+    while shorter != unsuffixed:
+        unsuffixed, shorter = shorter, _unsuffixed(shorter)
+    if unsuffixed.endswith("ss"):
+        return unsuffixed
+    return _without(_without(unsuffixed, ENGLISH_ENDINGS), ("e",))
+
+
+def _without(word: str, endings: tuple[str, ...]) -> str:
+    """`word` without the first of `endings` it has, when STEM_LEFT letters remain."""
+    for ending in endings:
+        if word.endswith(ending) and len(word) - len(ending) >= STEM_LEFT:
+            return word[:-len(ending)]
     return word
 
 
@@ -113,16 +139,23 @@ def indexed(request: Request) -> dict[str, Any]:
             "body": " ".join(terms(body)), "solution": " ".join(terms(request.solution))}
 
 
-def _offered() -> Select[int, str, str, str, datetime | None]:
-    return select(Request.id, Request.department, Request.subject, Request.solution,
-                  Request.resolved_at).where(Request.resolved_at.is_not(None),
-                                             Request.solution != "")
+def _offered(exclude: int | None,
+             department: str | None) -> Select[int, str, str, str, datetime | None]:
+    """The solved requests (other than `exclude`, of `department` when given)."""
+    offered = select(Request.id, Request.department, Request.subject, Request.solution,
+                     Request.resolved_at).where(Request.resolved_at.is_not(None),
+                                                Request.solution != "")
+    if exclude is not None:
+        offered = offered.where(Request.id != exclude)
+    if department is not None:
+        offered = offered.where(Request.department == department)
+    return offered
 
 
 def _solved(rows: Any) -> list[Solved]:
-    """Solved requests from rows of `_offered()`, each followed by the texts its terms are in."""
+    """Solved requests from rows of `_offered()`, each followed by the texts its words are in."""
     return [Solved(reference_of(number), department, subject, solution, resolved,
-                   frozenset(terms(" ".join(texts))))
+                   frozenset(stem(term) for term in terms(" ".join(texts))))
             for number, department, subject, solution, resolved, *texts in rows]
 
 
@@ -140,15 +173,15 @@ class FullText:
                 "INSERT INTO knowledge (rowid, subject, body, solution) "
                 "VALUES (:id, :subject, :body, :solution)"), indexed(request))
 
-    def similar(self, about: str, limit: int, exclude: int | None) -> list[Solved]:
+    def similar(self, about: str, limit: int, exclude: int | None,
+                department: str | None = None) -> list[Solved]:
         query = match_query(about)
         if not query:
             return []
-        statement = _offered().add_columns(*KNOWLEDGE.c["subject", "body", "solution"]).join(
+        statement = _offered(exclude, department).add_columns(
+            *KNOWLEDGE.c["subject", "body", "solution"]).join(
             KNOWLEDGE, KNOWLEDGE.c.rowid == Request.id).where(
             text("knowledge MATCH :query").bindparams(query=query))
-        if exclude is not None:
-            statement = statement.where(Request.id != exclude)
         return _solved(self.session.execute(statement.order_by(RANK).limit(limit)))
 
 
@@ -162,16 +195,15 @@ class Portable:
     def remember(self, request: Request) -> None:
         """Nothing to keep: the solution is searched where the request holds it."""
 
-    def similar(self, about: str, limit: int, exclude: int | None) -> list[Solved]:
+    def similar(self, about: str, limit: int, exclude: int | None,
+                department: str | None = None) -> list[Solved]:
         sought = terms(about)[:LIKE_TERMS]
         if not sought:
             return []
         said = func.lower(Request.subject + " " + Request.solution)
         score = functools.reduce(operator.add, [
             case((said.contains(term, autoescape=True), 1), else_=0) for term in sought])
-        statement = _offered().add_columns(Request.subject, Request.solution)
+        statement = _offered(exclude, department).add_columns(Request.subject, Request.solution)
         statement = statement.where(score > 0)
-        if exclude is not None:
-            statement = statement.where(Request.id != exclude)
         ranked = statement.order_by(score.desc(), Request.resolved_at.desc()).limit(limit)
         return _solved(self.session.execute(ranked))

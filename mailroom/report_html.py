@@ -5,14 +5,14 @@ from __future__ import annotations
 import io
 import re
 from collections.abc import Callable, Sequence
-from datetime import datetime, time, timedelta
+from datetime import date
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 import jinja2
 from markupsafe import Markup
 
-from mailroom.reports import DepartmentFigures, Group, Report, Times
+from mailroom.reports import DepartmentFigures, Group, Report, Times, whole_days
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -23,7 +23,8 @@ if TYPE_CHECKING:
 CHART_STYLE: dict[RcKeyType, Any] = {
     "svg.hashsalt": "mailroom", "svg.fonttype": "none", "font.size": 9.0,
     "font.family": "sans-serif", "axes.spines.top": False, "axes.spines.right": False,
-    "axes.edgecolor": "#888888"}
+    "axes.edgecolor": "#888888",
+    "text.parse_math": False}  # a department named "Dana $a^$ b" is text, not mathematics
 CHART_WIDTH = 7.0  # inches: the text width of A4 with its margins
 MEDIAN, P90, TARGET = "#2b6cb0", "#90cdf4", "#c53030"
 RATING_COLOURS = ("#c53030", "#dd6b20", "#d69e2e", "#68a357", "#2f855a")  # 1 to 5
@@ -166,18 +167,17 @@ def _satisfaction(axes: Axes, departments: Sequence[DepartmentFigures]) -> bool:
 
 def _period(report: Report) -> str:
     """The period in the report's zone: whole days as dates, anything else as times."""
-    zone = ZoneInfo(report.zone)
-    since, until = report.since.astimezone(zone), report.until.astimezone(zone)
-    if since.time() == until.time() == time(0):
-        last = until - timedelta(days=1)
-        if last.date() == since.date():
-            return _date(since)
-        return f"{_date(since)} {DASH} {_date(last)}"
-    return f"{since:%Y-%m-%d %H:%M} {DASH} {until:%Y-%m-%d %H:%M}"
+    days = whole_days(report)
+    if days is None:
+        zone = ZoneInfo(report.zone)
+        since, until = report.since.astimezone(zone), report.until.astimezone(zone)
+        return f"{since:%Y-%m-%d %H:%M} {DASH} {until:%Y-%m-%d %H:%M}"
+    first, last = days
+    return _date(first) if first == last else f"{_date(first)} {DASH} {_date(last)}"
 
 
-def _date(moment: datetime) -> str:
-    return f"{moment.day} {moment:%B %Y}"
+def _date(day: date) -> str:
+    return f"{day.day} {day:%B %Y}"
 
 
 def _transfers(report: Report) -> tuple[list[str], list[tuple[str, list[tuple[int, str]]]]]:

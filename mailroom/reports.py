@@ -7,8 +7,9 @@ import statistics
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -31,7 +32,8 @@ class Times:
     median_h: float | None  # None when count is 0
     p90_h: float | None
     target_h: float | None  # the target in working hours (median); None when targets differ
-    met_pct: float | None  # share of the measured within their own target, 0-100
+    met_pct: float | None  # of the measured and those past their due time without it, the
+    # share within their own target, 0-100
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,16 @@ class Report:
     by_priority: tuple[Group, ...]
 
 
+def whole_days(report: Report) -> tuple[date, date] | None:
+    """The first and the last day of the period in the report's zone, when it runs from a
+    midnight to a midnight (which is not part of it); else None."""
+    zone = ZoneInfo(report.zone)
+    since, until = report.since.astimezone(zone), report.until.astimezone(zone)
+    if since.time() != time(0) or until.time() != time(0):
+        return None
+    return since.date(), until.date() - timedelta(days=1)
+
+
 # -- what the figures are read from ---------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -106,6 +118,7 @@ class Case:
     rating: int | None
     rating_comment: str
     rated_at: datetime | None
+    paused_at: datetime | None = None  # waiting for the requester (or resolved, closed) since
 
     @property
     def reference(self) -> str:
@@ -121,7 +134,8 @@ class Period:
     department: str | None  # the one department asked for, or None for all
     cases: tuple[Case, ...]  # the requests created in [since, until), oldest first
     transfers: dict[tuple[str, str], int]  # "transferred" events in [since, until)
-    first_texts: dict[int, str]  # request id -> the new text of its first inbound message
+    first_texts: dict[int, str]  # request id -> the new text (else the text) of its first
+    # inbound message
 
 
 def load(session: Session, since: datetime, until: datetime,
@@ -137,10 +151,11 @@ def load(session: Session, since: datetime, until: datetime,
     firsts = select(func.min(Message.id)).where(
         Message.direction == "in", Message.request_id.in_(select(Request.id).where(created))
     ).group_by(Message.request_id)
-    texts = session.execute(select(Message.request_id, Message.new_text)
+    texts = session.execute(select(Message.request_id, Message.new_text, Message.text)
                             .where(Message.id.in_(firsts)))
     return Period(since, until, department, cases, _transfers(session, since, until, department),
-                  {request_id: text for request_id, text in texts if request_id is not None})
+                  {request_id: new_text or text for request_id, new_text, text in texts
+                   if request_id is not None})
 
 
 def _transfers(session: Session, since: datetime, until: datetime,
@@ -163,28 +178,41 @@ class Measured:
     case: Case
     first_response_h: float | None  # working hours; None without a first response by the end
     first_response_met: bool
+    first_response_missed: bool  # answered late, or not answered and past its due time
     resolution_h: float | None  # working hours; None when not resolved by the end
     resolution_met: bool
+    resolution_missed: bool  # resolved late, or not resolved and past its due time
     decided: bool  # resolved, or a due time already missed
     met: bool  # both due times met
     rating: int | None  # given by the end
 
 
 def measure(case: Case, calendar: Calendar, until: datetime) -> Measured:
-    """`case` at `until`: what happened later has not happened yet."""
+    """`case` at `until`: what happened later has not happened yet. A request waiting for
+    its requester then has its clock stopped: it missed what was already past due when the
+    wait began, and nothing else yet."""
     answered = _before(case.first_response_at, until)
     resolved = _before(case.resolved_at, until)
+    stopped = _stopped(case, resolved, until)
     first_met = answered is not None and answered <= case.first_response_due_at
-    first_missed = (answered or until) > case.first_response_due_at
-    resolution_missed = (resolved or until) > case.due_at
+    first_missed = (answered or stopped) > case.first_response_due_at
+    resolution_missed = (resolved or stopped) > case.due_at
     resolution_met = resolved is not None and not resolution_missed
     seconds = case.first_response_seconds if answered is not None else None
     return Measured(
-        case, seconds / HOUR if seconds is not None else None, first_met,
+        case, seconds / HOUR if seconds is not None else None, first_met, first_missed,
         calendar.between(case.received_at, resolved).total_seconds() / HOUR
-        if resolved is not None else None, resolution_met,
+        if resolved is not None else None, resolution_met, resolution_missed,
         resolved is not None or first_missed or resolution_missed, first_met and resolution_met,
         case.rating if _before(case.rated_at, until) or case.rated_at is None else None)
+
+
+def _stopped(case: Case, resolved: datetime | None, until: datetime) -> datetime:
+    """Where the request's clock stood at `until`: where its wait for the requester began,
+    when it was waiting then (paused before `until`, a pause that lasts still, and not
+    resolved), else at `until`."""
+    paused = _before(case.paused_at, until)
+    return paused if paused is not None and resolved is None else until
 
 
 def _before(moment: datetime | None, until: datetime) -> datetime | None:
@@ -201,10 +229,15 @@ def build(session: Session, config: Config, since: datetime, until: datetime,
     - First response: its working hours are `first_response_seconds` (counted in the
       department's calendar from arrival, or from the last transfer); its target is
       `first_response_budget`; it is met when `first_response_at <= first_response_due_at`.
-      Only first responses given before `until` are measured.
+      Only first responses given before `until` are measured; the share met counts besides,
+      as not met, the requests unanswered and past their due time at `until`.
     - Resolution: the working hours in the department's calendar from `received_at` to
       `resolved_at` (closing counts as resolving); its target is `resolution_budget`; it is
-      met when `resolved_at <= due_at` (a wait for the requester moves `due_at` on).
+      met when `resolved_at <= due_at` (a wait for the requester moves `due_at` on). The
+      share met counts besides, as not met, the requests unresolved and past `due_at`.
+    - Waiting for the requester at `until` (paused before it, not resolved): the clock
+      stands where the wait began, so a due time is missed only when it had passed by then;
+      else the request is undecided.
     - A target is shown when every request of the group had the same one (as written), in
       the median of the working hours it gave them; else None.
     - Median: the middle value, the mean of the two middle ones for an even count; p90: the
@@ -270,25 +303,29 @@ def _categories(cases: list[Case]) -> dict[str, int]:
 
 
 def _first_response(measured: list[Measured]) -> Times:
+    """Times of the answered; met out of those and the unanswered past their due time."""
     hours = [h for m in measured if (h := m.first_response_h) is not None]
-    met = [m.first_response_met for m in measured if m.first_response_h is not None]
+    met = [m.first_response_met for m in measured
+           if m.first_response_h is not None or m.first_response_missed]
     return _times(hours, met, [(m.case.first_response_target, m.case.first_response_budget)
                                for m in measured])
 
 
 def _resolution(measured: list[Measured]) -> Times:
+    """Times of the resolved; met out of those and the unresolved past their due time."""
     hours = [h for m in measured if (h := m.resolution_h) is not None]
-    met = [m.resolution_met for m in measured if m.resolution_h is not None]
+    met = [m.resolution_met for m in measured
+           if m.resolution_h is not None or m.resolution_missed]
     return _times(hours, met, [(m.case.resolution_target, m.case.resolution_budget)
                                for m in measured])
 
 
 def _times(hours: Sequence[float], met: Sequence[bool],
            targets: Sequence[tuple[int, int]]) -> Times:
-    """Median, p90 and the share met of measured times; the target, when all had the same
-    one, in the working hours it gave them (its median: "1d" gives fewer on a short Friday).
-    `targets` pairs each request's target as written with its working seconds; 0 is a
-    request stored before targets were kept."""
+    """Median and p90 of measured times, and the share of `met` outcomes true; the target,
+    when all had the same one, in the working hours it gave them (its median: "1d" gives
+    fewer on a short Friday). `targets` pairs each request's target as written with its
+    working seconds; 0 is a request stored before targets were kept."""
     budgets = [budget for written, budget in targets if written and budget]
     same = len({written for written, _ in targets if written}) == 1
     return Times(len(hours), statistics.median(hours) if hours else None,

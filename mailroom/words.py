@@ -41,9 +41,12 @@ bagian departemen department team pak bu ibu bapak someone something already sin
 kantor rumah office home work kerja bekerja
 """.split())
 STOP_WORDS = INDONESIAN | ENGLISH | EVERYDAY
+# the typographic apostrophes (U+2019, U+2018) phones write in "don't": words hold the plain one
+APOSTROPHES = str.maketrans({"\N{RIGHT SINGLE QUOTATION MARK}": "'",
+                             "\N{LEFT SINGLE QUOTATION MARK}": "'"})
 
 
 def words(text: str) -> list[str]:
     """The lower-case words of `text` in order, without stop words, numbers and punctuation."""
-    folded = unicodedata.normalize("NFKC", text).casefold()
+    folded = unicodedata.normalize("NFKC", text).casefold().translate(APOSTROPHES)
     return [word for word in WORD.findall(folded) if word not in STOP_WORDS and len(word) > 1]

@@ -122,10 +122,14 @@ def open_request(session: Session, inbound: Inbound, message: Message, route: Ro
 
 
 def _solved_like(turn: Turn) -> dict[str, Any]:
-    """Up to three solved requests like this new one, with their solutions, for the forward."""
+    """Up to three solved requests of its department like this new one, with their solutions,
+    for the forward (which no other department's staff should read)."""
+    if turn.department is None:
+        return {}
     about = f"{turn.request.subject}\n{turn.inbound.new_text or turn.inbound.text}"
-    found = knowledge.alike(turn.session, about, exclude=turn.request.id)
-    if not found or turn.department is None:
+    found = knowledge.alike(turn.session, about, turn.request.department,
+                            exclude=turn.request.id)
+    if not found:
         return {}
     zone, language = turn.department.calendar.zone, turn.config.service.language
     return {"similar": [{"reference": s.reference, "subject": s.subject, "solution": s.solution,

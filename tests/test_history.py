@@ -17,7 +17,7 @@ from rich.console import Console
 
 from mailroom import guard
 from mailroom.cli import main
-from mailroom.cli.common import framed
+from mailroom.cli.common import framed, table
 from mailroom.clock import Clock
 from mailroom.daemon import Daemon
 from tests.sites import request_mail, site
@@ -152,13 +152,62 @@ def test_requests_list_filters(office: Path, capsys: pytest.CaptureFixture[str],
     assert listed(office, capsys, "--department", "hr") == ["REQ-000001"]
     assert listed(office, capsys, "--status", "open") == ["REQ-000003", "REQ-000002"]
     assert listed(office, capsys, "--status", "resolved") == ["REQ-000001"]
-    assert listed(office, capsys, "--overdue") == ["REQ-000002"]
+    assert listed(office, capsys, "--overdue") == ["REQ-000003", "REQ-000002"]
     assert listed(office, capsys, "--limit", "1") == ["REQ-000003"]
     monkeypatch.setenv("MAILROOM_NOW", "2026-11-23T10:45+07:00")
     assert listed(office, capsys, "--since", "1h") == ["REQ-000003"]
     assert listed(office, capsys, "--since", "2h") == ["REQ-000003", "REQ-000002",
                                                        "REQ-000001"]
     assert listed(office, capsys, "--overdue") == []  # nothing is late yet
+
+
+def test_a_missed_first_response_is_overdue_before_the_resolution_is(
+        office: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MAILROOM_NOW", "2026-11-23T11:30+07:00")  # IT's 2h passed at 11:05
+    assert listed(office, capsys, "--overdue") == ["REQ-000002"]
+    status, out, _ = run(office, capsys, "requests", "list", "--overdue")
+    assert status == 0 and [cells(row)[0] for row in out.splitlines()[2:]] == ["REQ-000002"]
+
+
+@pytest.fixture
+def waiting(tmp_path: Path) -> Path:
+    """Two HR requests Rina waits on: Budi's since 10:00 Monday, before anything was due;
+    Ani's since 10:00 Thursday, an hour after its resolution was due (09:05)."""
+    config = site(tmp_path)
+    deliver(config, request_mail(), wib(23, 9))
+    deliver(config, request_mail(subject="Cuti tahunan Desember", body="Saya ingin cuti.",
+                                 sender="Ani <ani@contoh.co.id>"), wib(23, 9, 5))
+    forwards = {m["Subject"]: m for m in sent(config) if m["To"] == "hr@contoh.co.id"}
+    slip, leave = (next(m for t, m in forwards.items() if subject in t)
+                   for subject in ("Slip gaji", "Cuti"))
+    rina = "Rina <rina@contoh.co.id>"
+    deliver(config, reply_to(slip, rina, "#waiting nomor karyawan Bapak"), wib(23, 10))
+    deliver(config, reply_to(leave, rina, "Baik, kami cek dulu."), wib(23, 10))
+    deliver(config, reply_to(leave, rina, "#waiting tanggal cuti yang pasti"), wib(26, 10))
+    return config
+
+
+def test_a_waiting_request_is_overdue_only_if_it_was_late_when_it_began_to_wait(
+        waiting: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    assert listed(waiting, capsys, "--status", "waiting") == ["REQ-000002", "REQ-000001"]
+    monkeypatch.setenv("MAILROOM_NOW", "2026-11-27T09:00+07:00")  # both due times are past
+    assert listed(waiting, capsys, "--overdue") == ["REQ-000002"]
+
+
+@pytest.mark.parametrize("command", [("requests", "list"), ("messages", "list")])
+@pytest.mark.parametrize("since", ["0d", "1000000d"])
+def test_since_nothing_or_beyond_a_century_is_refused_by_the_parser(
+        office: Path, capsys: pytest.CaptureFixture[str], command: tuple[str, str],
+        since: str) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["--config", str(office), *command, "--since", since])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2
+    assert f"argument --since: {since!r} is not a duration like 30d or 12w (more than 0, at " \
+        "most 36600d)" in err
+    assert "Traceback" not in err
 
 
 def test_an_unknown_department_is_a_usage_error_naming_the_departments(
@@ -169,6 +218,48 @@ def test_an_unknown_department_is_a_usage_error_naming_the_departments(
 
 
 # -- requests show ----------------------------------------------------------------------------
+
+CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # any but newline and tab
+
+
+@pytest.fixture
+def hostile(tmp_path: Path) -> Path:
+    """A request whose subject and text carry terminal escapes: colour, a window title (OSC,
+    ended by BEL), a cleared screen, a C1 control sequence introducer."""
+    config = site(tmp_path)
+    deliver(config, request_mail(subject="Printer \x1b[31mmacet\x9b",
+                                 body="Printer macet.\x1b]0;pwned\x07\n\x1b[2JLantai 3 "
+                                      "\x9b31mselesai"), wib(23, 9))
+    return config
+
+
+def test_requests_show_prints_no_control_characters_from_a_requesters_mail(
+        hostile: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, _ = run(hostile, capsys, "requests", "show", "REQ-000001")
+    assert status == 0 and not CONTROL.search(out)
+    assert "  Printer [31mmacet" in out.splitlines()[0]
+    assert "      Printer macet.]0;pwned" in out and "      [2JLantai 3 31mselesai" in out
+
+
+def test_json_keeps_the_text_whole_with_its_control_characters_escaped(
+        hostile: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, _ = run(hostile, capsys, "requests", "show", "REQ-000001", "--json")
+    assert status == 0 and not CONTROL.search(out)
+    assert "\\u001b]0;pwned\\u0007" in out and "\\u009b31m" in out
+    assert json.loads(out)["history"][0]["text"] == (
+        "Printer macet.\x1b]0;pwned\x07\n\x1b[2JLantai 3 \x9b31mselesai")
+
+
+def test_a_table_prints_no_control_characters_piped_or_on_a_terminal(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    cell = "Printer\x1b]8;;http://x.example/\x1b\\ macet\r\x9b2J\x07"  # a link, a CR, CSI
+    shown = "Printer]8;;http://x.example/\\ macet2J"
+    assert table(["subject"], [[cell]]).splitlines() == ["subject", "-" * len(shown), shown]
+    monkeypatch.setenv("FORCE_COLOR", "1")  # rich takes standard output for a terminal
+    coloured = table(["subject"], [[cell]])
+    assert "\x1b[1;36msubject" in coloured and shown in coloured  # rich's own colours stay
+    assert not CONTROL.search(re.sub(r"\x1b\[[0-9;]*m", "", coloured))
+
 
 def test_requests_show_tells_the_whole_story_in_order(
         office: Path, capsys: pytest.CaptureFixture[str]) -> None:

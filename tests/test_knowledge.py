@@ -6,6 +6,7 @@ import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from email.message import EmailMessage
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -21,7 +22,7 @@ from mailroom.store.db import Database, _alembic_config
 from mailroom.store.models import Message, Request
 from tests.servers import Dovecot, SmtpCapture
 from tests.sites import request_mail
-from tests.test_conversation import AGUS, BUDI, IT, Desk, staff_command, text_of
+from tests.test_conversation import AGUS, BUDI, IT, RINA, Desk, staff_command, text_of
 from tests.test_daemon_imap import imap_site
 
 SITI = "Siti Aminah <siti@contoh.co.id>"
@@ -35,6 +36,18 @@ PRINTER_AGAIN = {"subject": "Printer macet lagi", "sender": SITI,
                          "bisa mencetak."}
 ARCHIVE_KEY = {"subject": "Kunci lemari arsip hilang", "sender": SITI,
                "body": "Kunci lemari arsip bagian keuangan hilang sejak kemarin."}
+OVERTIME_LAPTOP = {"subject": "Laptop lembur tidak bisa menyala", "sender": SITI,
+                   "body": "Laptop untuk lembur akhir pekan tidak bisa menyala."}  # payroll: hr
+SPARE = "Laptop cadangan dipinjamkan untuk lembur."
+ROOM = {"subject": "Pemesanan ruang rapat lantai 3", "sender": SITI,
+        "body": "Mohon pemesanan ruang rapat lantai 3 untuk rapat direksi."}
+CAR = {"subject": "Pemesanan mobil dinas", "sender": SITI,
+       "body": "Mohon pemesanan mobil dinas ke bandara untuk tamu."}
+PAPER = {"subject": "Printer paper jam", "body": "The printer on the second floor has a paper jam."}
+PAPERS = {"subject": "Printers keep jamming papers",
+          "body": "Both printers near the computer room keep jamming papers."}
+HR, GA = "hr@contoh.co.id", "ga@contoh.co.id"
+SIMILAR = "Permintaan serupa yang sudah diselesaikan:"
 HOSTILE = 'e-mail rock\'n\'roll NEAR( "printer" AND * -macet ^col: OR ) NOT "'
 NOTHING = (1, "no solved request matches\n")  # exit status 1, as grep
 IMPLEMENTATIONS: list[Callable[[Session], Knowledge]] = [FullText, Portable]
@@ -71,14 +84,26 @@ def database_of(desk: Desk) -> Iterator[Database]:
 
 
 def found_by(desk: Desk, index: Callable[[Session], Knowledge], about: str,
-             exclude: int | None = None) -> list[str]:
+             exclude: int | None = None, department: str | None = None) -> list[str]:
     """The references `index` offers for `about`, best first."""
     with database_of(desk) as db, db.transaction() as session:
-        return [s.reference for s in index(session).similar(about, 3, exclude)]
+        return [s.reference for s in index(session).similar(about, 3, exclude, department)]
 
 
 def it_zone(desk: Desk) -> ZoneInfo:
     return config.load(desk.config).departments["it"].calendar.zone
+
+
+def solve_for_hr(desk: Desk) -> None:
+    """A laptop for overtime (payroll words: Human Resources has it), resolved."""
+    desk.deliver(request_mail(**OVERTIME_LAPTOP))
+    desk.reply(desk.last_to(HR), RINA, f"#resolve {SPARE}")
+
+
+def offered(forward: EmailMessage) -> str:
+    """The similar solved requests a forward lists; "" when it lists none."""
+    words = text_of(forward)
+    return words.split(SIMILAR)[1] if SIMILAR in words else ""
 
 
 # -- the forward --------------------------------------------------------------------------
@@ -123,6 +148,38 @@ def test_an_english_speaking_service_forwards_them_in_english(desk: Desk) -> Non
     assert f"Solution: {PAPER_JAM}" in listed
     html = forward.get_body(("html",))
     assert html is not None and "Similar solved requests" in html.get_content()
+
+
+def test_a_forward_lists_only_the_receiving_departments_solved_requests(desk: Desk) -> None:
+    solve_for_hr(desk)
+    assert (desk.request(1).department, desk.request(1).status) == ("hr", "resolved")
+    _, forward = desk.open()  # REQ-000002, a laptop for IT: "laptop" and "menyala" in common
+    assert "REQ-000002" in forward["Subject"]
+    assert offered(forward) == "" and "REQ-000001" not in text_of(forward)
+    desk.deliver(request_mail(subject="Laptop lembur masih tidak menyala", sender=SITI,
+                              body="Laptop lembur saya juga tidak menyala."))
+    forward = desk.last_to(HR)
+    assert "REQ-000003" in forward["Subject"]
+    assert "REQ-000001" in offered(forward) and SPARE in offered(forward)
+
+
+def test_one_suffixed_word_in_common_is_not_alike(desk: Desk) -> None:
+    """ "pemesanan" is also sought as "pemesan": still one word, and one is chance."""
+    desk.deliver(request_mail(**ROOM))
+    desk.reply(desk.last_to(GA), GA, "#resolve Ruang rapat lantai 3 sudah dipesan.")
+    desk.deliver(request_mail(**CAR))
+    forward = desk.last_to(GA)
+    assert "REQ-000002" in forward["Subject"] and offered(forward) == ""
+    about = f"{CAR['subject']}\n{CAR['body']}"
+    assert found_by(desk, FullText, about) == ["REQ-000001"]  # found, and not offered
+
+
+def test_english_plurals_and_singulars_are_the_same_words(desk: Desk) -> None:
+    _, forward = desk.open(**PAPER)
+    desk.reply(forward, AGUS, "#resolve Jammed sheet removed and the rollers cleaned.")
+    _, forward = desk.open(**PAPERS)
+    assert "REQ-000002" in forward["Subject"]
+    assert "REQ-000001 (selesai Senin, 2 November 2026): Printer paper jam" in offered(forward)
 
 
 def test_a_long_solution_is_cut_in_the_forward(desk: Desk) -> None:
@@ -197,12 +254,41 @@ def test_hostile_text_never_breaks_the_search(
     assert "REQ-000002" in text_of(forward).split("Permintaan serupa")[1]
 
 
+def test_kb_search_looks_in_one_department_when_asked(
+        desk: Desk, capsys: pytest.CaptureFixture[str]) -> None:
+    solve_two(desk)
+    solve_for_hr(desk)  # REQ-000003
+    for department, expected in (([], {"REQ-000001", "REQ-000003"}),
+                                 (["--department", "hr"], {"REQ-000003"}),
+                                 (["--department", "it"], {"REQ-000001"})):
+        status, out = kb_search(desk, capsys, "laptop menyala", "--json", *department)
+        assert status == 0 and {s["reference"] for s in json.loads(out)} == expected
+    assert kb_search(desk, capsys, "printer", "--department", "hr") == NOTHING
+    status = main(["--config", str(desk.config), "kb", "search", "laptop", "--department",
+                   "legal"])
+    out, err = capsys.readouterr()
+    assert (status, out) == (64, "") and "unknown department 'legal'" in err
+
+
+@pytest.mark.parametrize("limit", ["0", "-1", "two"])
+def test_kb_search_limit_is_a_whole_number_of_one_or_more(
+        capsys: pytest.CaptureFixture[str], limit: str) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["kb", "search", "printer", "--limit", limit])
+    assert exit_.value.code == 2
+    assert f"argument --limit: {limit!r} is not a whole number of 1 or more" in \
+        capsys.readouterr().err
+
+
 @pytest.mark.parametrize("index", IMPLEMENTATIONS)
 def test_both_implementations_rank_and_exclude_alike(
         desk: Desk, index: Callable[[Session], Knowledge]) -> None:
     solve_two(desk)
     assert found_by(desk, index, "printer macet laptop") == ["REQ-000002", "REQ-000001"]
     assert found_by(desk, index, "printer macet laptop", exclude=2) == ["REQ-000001"]
+    assert found_by(desk, index, "printer macet laptop", department="it") == [
+        "REQ-000002", "REQ-000001"]
+    assert found_by(desk, index, "printer macet laptop", department="hr") == []
     assert found_by(desk, index, HOSTILE) == ["REQ-000002"]
     assert found_by(desk, index, "kunci lemari") == []
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import mailbox
+import os
 import re
 import socket
 import threading
@@ -20,10 +21,11 @@ from mailroom.clock import Clock
 from mailroom.daemon import Daemon
 from mailroom.errors import ConfigError
 from mailroom.metrics import Metrics
-from tests.servers import HOST, free_port
+from tests.servers import HOST, free_port, port_answers
 from tests.sites import request_mail, site
 from tests.test_daemon_imap import timers_every, wait_until
 
+DEFAULT_PORT = 9464  # metrics.listen's port in the examples and in Prometheus' registry
 SAMPLE = re.compile(r"^(?P<name>[a-z_]+)(?:\{(?P<labels>[^}]*)\})? (?P<value>\S+)$")
 
 
@@ -144,12 +146,37 @@ def test_a_port_in_use_is_logged_and_mail_goes_on(
     assert "running without metrics" in caplog.text
 
 
+def listening() -> set[int]:
+    """The TCP sockets (by inode) this process listens on, as the kernel lists them."""
+    links = (_link(fd) for fd in Path("/proc/self/fd").iterdir())
+    mine = {int(link[len("socket:["):-1]) for link in links if link.startswith("socket:[")}
+    listens: set[int] = set()
+    for table in (Path("/proc/net/tcp"), Path("/proc/net/tcp6")):
+        rows = [line.split() for line in table.read_text().splitlines()[1:]] \
+            if table.exists() else []
+        listens |= {int(row[9]) for row in rows if row[3] == "0A"}  # TCP_LISTEN
+    return mine & listens
+
+
+def _link(fd: Path) -> str:
+    try:
+        return os.readlink(fd)
+    except OSError:  # closed since the folder was read
+        return ""
+
+
 def test_without_metrics_listen_nothing_listens(tmp_path: Path,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     timers_every(monkeypatch, 0.5)
     config = site(tmp_path)
+    deliver(config, request_mail())
     assert config_file.load(config).metrics is None
+    before, default_taken = listening(), port_answers(DEFAULT_PORT)
     with serving(config) as daemon:
+        wait_until(lambda: len(list((tmp_path / "outbox" / "new").iterdir())) == 2, 20,
+                   "the ack and the forward sent")
+        assert listening() == before  # no socket of this process listens anywhere new
+        assert port_answers(DEFAULT_PORT) == default_taken  # refused, unless another had it
         assert daemon.endpoint is not None and daemon.endpoint.port == 0
 
 

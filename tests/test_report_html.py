@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import shutil
 import subprocess
@@ -191,6 +192,17 @@ def test_svg_ids_differ_between_charts_and_the_page_is_the_same_each_time() -> N
     references = set(re.findall(r'url\(#([^)]+)\)', page))
     assert references and references <= set(ids)
     assert html(october()) == page
+
+
+def test_dollar_signs_in_a_name_are_drawn_as_written_not_as_mathematics() -> None:
+    """A name like "Dana $a^$ b" is text: mathematics would fail to parse it."""
+    report = october()
+    money = dataclasses.replace(report.departments[1], name="Dana $a^$ b")
+    page = html(dataclasses.replace(report, departments=(report.departments[0], money,
+                                                         report.departments[2])))
+    for name in CHARTS:
+        chart = re.search(rf'id="chart-{name}">(<svg.*?</svg>)', page, re.S)
+        assert chart and "Dana $a^$ b" in chart[1], name
 
 
 def test_a_period_without_requests_draws_no_data_in_every_chart() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import mailbox
 import os
+import re
 import socket
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,12 +20,22 @@ from mailroom.clock import Clock
 from mailroom.daemon import Daemon
 from mailroom.sources.imap import ImapSource
 from mailroom.sources.maildir import MaildirSource
-from tests.servers import Dovecot, SmtpCapture
+from mailroom.store.db import Database
+from mailroom.store.models import State
+from tests.servers import HOST, Dovecot, SmtpCapture, free_port
 from tests.sites import request_mail, site
 from tests.test_daemon_imap import imap_site, wait_until
 from tests.test_metrics import serving
 
 RUN_AT = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)  # 09:00 in Jakarta, the service's zone
+
+
+class Settled(Clock):
+    """The system clock as it reads at a known instant: no rehearsal, so the daemon beats."""
+
+    @property
+    def fixed(self) -> bool:
+        return False
 
 
 def deliver(config: Path, *raws: bytes) -> None:
@@ -34,7 +45,7 @@ def deliver(config: Path, *raws: bytes) -> None:
 
 
 def run_once(config: Path, at: datetime = RUN_AT) -> Daemon:
-    daemon = Daemon(config, Clock(at))
+    daemon = Daemon(config, Settled(at))
     try:
         daemon.run_once()
     finally:
@@ -91,14 +102,16 @@ def test_status_json_gives_every_figure_in_the_service_zone(
     assert seen["daemon"] == {"host": socket.gethostname(), "pid": os.getpid(),
                               "started_at": "2026-11-23T09:00:00+07:00",
                               "beat_at": "2026-11-23T09:00:00+07:00", "beat_age_seconds": 75,
-                              "stopped_at": None}
+                              "beat_ahead_seconds": 0, "stopped_at": None}
     assert seen["inbox"] == {"last_read": "2026-11-23T09:00:00+07:00", "last_wake": None,
-                             "waiting": 0}
+                             "waiting": 0, "down_since": None}
     assert seen["outbox"] == {"pending": 0, "held": 0, "failed": 0}
     assert seen["quarantined"] == 0
     assert seen["rules"] == {"version": daemon.settings.ruleset.version,
                              "loaded_at": "2026-11-23T09:00:00+07:00"}
-    assert seen["next_jobs"] == []  # `run --once` schedules nothing
+    assert seen["next_jobs"] == [  # `run --once` leaves no timers: only what falls due
+        {"name": "next due: REQ-000001 (first response)", "at": "2026-11-23T13:00:00+07:00"},
+        {"name": "daily digest: hr", "at": "2026-11-24T00:00:00+07:00"}]
 
 
 def test_a_stale_heartbeat_exits_2_unless_stale_allows_it(
@@ -127,14 +140,15 @@ def test_a_daemon_that_never_ran_exits_2(tmp_path: Path, monkeypatch: pytest.Mon
     assert out.splitlines()[0] == "CRITICAL: the daemon has never run on this database"
     code, seen = status_json(config, RUN_AT, monkeypatch, capsys)
     assert (code, seen["state"], seen["daemon"]) == (2, "never run", None)
-    assert seen["inbox"] == {"last_read": None, "last_wake": None, "waiting": None}
+    assert seen["inbox"] == {"last_read": None, "last_wake": None, "waiting": None,
+                             "down_since": None}
 
 
 def test_a_daemon_that_stopped_exits_2_with_when(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
     config = site(tmp_path)
-    daemon = Daemon(config, Clock(RUN_AT))
+    daemon = Daemon(config, Settled(RUN_AT))
     daemon.stop.set()  # asked to stop before its first turn: it beats its last at once
     daemon.run_forever()
     code, out = status(config, RUN_AT + timedelta(seconds=5), monkeypatch, capsys)
@@ -158,7 +172,8 @@ def test_a_serving_daemon_shows_its_next_jobs_then_that_it_stopped(
         code, seen = status_json(config, now, monkeypatch, capsys)
     assert (code, seen["state"], seen["inbox"]["waiting"]) == (0, "alive", 0)
     jobs = {job["name"]: datetime.fromisoformat(job["at"]) for job in seen["next_jobs"]}
-    assert sorted(jobs) == ["jobs sweep", "outbox flush"]
+    assert sorted(jobs) == ["daily digest: hr", "jobs sweep",
+                            "next due: REQ-000001 (first response)", "outbox flush"]
     assert now < jobs["outbox flush"] <= now + timedelta(seconds=31)
     assert now < jobs["jobs sweep"] <= now + timedelta(seconds=61)
     code, out = status(config, datetime.now(UTC), monkeypatch, capsys)
@@ -224,3 +239,115 @@ def test_the_imap_backlog_is_what_waited_at_the_last_look_less_what_was_moved(
         assert source.backlog == 0
     finally:
         source.close()
+
+
+def test_a_daemon_whose_inbox_is_unreachable_still_beats_and_status_says_so(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    inbox = (f"{{kind: imap, host: {HOST}, port: {free_port()}, security: none, "  # refused
+             "username: mailroom, password: secret, timeout_seconds: 5}")
+    config = site(tmp_path, inbox=inbox)
+    with serving(config) as daemon:
+        wait_until(lambda: (beat := heartbeat.read(daemon.db)) is not None
+                   and beat.inbox_down_since is not None, 20, "a beat while the inbox is down")
+        now = datetime.now(UTC)
+        code, out = status(config, now, monkeypatch, capsys)
+        json_code, seen = status_json(config, now, monkeypatch, capsys)
+    assert (code, json_code) == (2, 2)
+    assert out.splitlines()[0].startswith(
+        "CRITICAL: the daemon is alive; its inbox is unreachable since ")
+    assert f"ago): beat 0 s ago on {socket.gethostname()}, pid {os.getpid()}, up since " in out
+    assert re.search(r"^inbox down +\d{4}-\d\d-\d\d \d\d:\d\d:\d\d WIB \(\d+ s ago\)$", out,
+                     re.MULTILINE)
+    assert (seen["state"], seen["alive"], seen["inbox"]["last_read"]) == ("inbox down", True,
+                                                                          None)
+    assert now - timedelta(seconds=30) < datetime.fromisoformat(seen["inbox"]["down_since"]) \
+        <= now
+
+
+def test_a_rehearsal_on_a_fixed_clock_writes_no_heartbeat(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    config = site(tmp_path)
+    deliver(config, request_mail())
+    monkeypatch.setenv("MAILROOM_NOW", "2027-01-15T09:00+07:00")
+    assert main(["--config", str(config), "run", "--once"]) == 0
+    code, seen = status_json(config, RUN_AT, monkeypatch, capsys)
+    assert (code, seen["state"], seen["daemon"]) == (2, "never run", None)
+    assert "next due: REQ-000001 (first response)" in [  # the run did its work
+        job["name"] for job in seen["next_jobs"]]
+
+
+def test_a_beat_dated_more_than_stale_ahead_is_clock_skew(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    config = site(tmp_path)
+    january = RUN_AT + timedelta(days=53)
+    run_once(config, january)  # a daemon whose clock runs seven weeks ahead
+    code, out = status(config, RUN_AT, monkeypatch, capsys)
+    assert code == 2
+    assert out.splitlines()[0].startswith(
+        "CRITICAL: clock skew: the last beat is dated 53 d 0 h ahead of now "
+        "(2027-01-15 09:00:00 WIB, on ")
+    assert out.splitlines()[0].endswith("stale when more than 3 min")
+    code, seen = status_json(config, RUN_AT, monkeypatch, capsys)
+    assert (code, seen["state"], seen["alive"]) == (2, "stale", False)
+    assert seen["daemon"]["beat_ahead_seconds"] == 53 * 86400
+    code, seen = status_json(config, january - timedelta(minutes=2), monkeypatch, capsys)
+    assert (code, seen["state"], seen["daemon"]["beat_ahead_seconds"]) == (0, "alive", 120)
+
+
+@pytest.mark.parametrize(("written", "fault"), [
+    ({"beat_at": "2026-11-23T02:00:00+00:00"}, "KeyError: 'started_at'"),
+    ({"started_at": "Monday", "beat_at": "2026-11-23T02:00:00+00:00"}, "ValueError"),
+    ({"started_at": "2026-11-23T02:00:00+00:00", "beat_at": "2026-11-23T02:00:00+00:00",
+      "pid": [1]}, "TypeError"),
+    (["a", "list"], "AttributeError"),
+])
+def test_a_malformed_heartbeat_exits_3(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        written: Any, fault: str) -> None:
+    config = site(tmp_path)
+    run_once(config)
+    db = Database(config_file.load(config).database_url)
+    with db.transaction() as session:
+        session.merge(State(name=heartbeat.HEARTBEAT, value=written, at=RUN_AT))
+    db.close()
+    code, out = status(config, RUN_AT, monkeypatch, capsys)
+    assert code == 3
+    assert out.startswith(f"UNKNOWN: the heartbeat is malformed: {fault}")
+
+
+OFFICE = """\
+calendars:
+  office: {timezone: Asia/Jakarta, hours: {mon-fri: "08:00-16:00"}}
+"""
+
+
+def test_next_jobs_name_the_next_due_time_digest_and_monthly_report(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    config = site(tmp_path)
+    text = config.read_text().replace("allowed_domains:", "admin: admin@contoh.co.id, "
+                                                          "allowed_domains:")
+    text = text.replace("hr: {name:", "hr: {calendar: office, manager: siti@contoh.co.id, name:")
+    config.write_text(text.replace("departments:\n", OFFICE + "departments:\n"))
+    deliver(config, request_mail())  # to HR: a first response within 4 working hours
+    run_once(config)
+    code, seen = status_json(config, RUN_AT + timedelta(minutes=1), monkeypatch, capsys)
+    assert code == 0
+    assert seen["next_jobs"] == [
+        {"name": "next due: REQ-000001 (first response)", "at": "2026-11-23T13:00:00+07:00"},
+        {"name": "daily digest: hr", "at": "2026-11-24T08:00:00+07:00"},  # today's went
+        {"name": "monthly report", "at": "2026-12-01T08:00:00+07:00"}]  # Tuesday
+    code, out = status(config, RUN_AT + timedelta(minutes=1), monkeypatch, capsys)
+    assert out.splitlines()[-3:] == [
+        "next jobs      next due: REQ-000001 (first response) 2026-11-23 13:00:00 WIB "
+        "(in 3 h 59 min)",
+        "               daily digest: hr 2026-11-24 08:00:00 WIB (in 22 h 59 min)",
+        "               monthly report 2026-12-01 08:00:00 WIB (in 7 d 22 h)"]
+    friday = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)  # 17:00 in Jakarta: both due times past
+    code, seen = status_json(config, friday, monkeypatch, capsys)
+    assert seen["next_jobs"] == [
+        {"name": "daily digest: hr", "at": "2026-11-30T08:00:00+07:00"},  # Monday
+        {"name": "monthly report", "at": "2026-12-01T08:00:00+07:00"}]

@@ -45,7 +45,6 @@ from mailroom.store.models import Event, Message, Request
 from mailroom.store.models import Outgoing as Queued
 
 log = logging.getLogger("mailroom")
-SOURCE_TREE = Path(__file__).resolve().parents[2]  # config/ and var/ of a checkout
 
 
 def main(argv: Sequence[str] | None = None) -> int:

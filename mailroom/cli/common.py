@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import json
+import re
 from collections.abc import Callable, Iterable, Iterator
 from datetime import timedelta
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from rich import box
@@ -23,6 +25,8 @@ from mailroom.store.models import Request
 
 EX_USAGE, EX_SOFTWARE, EX_TEMPFAIL, EX_CONFIG = 64, 70, 75, 78
 T = TypeVar("T")
+CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # C0 but \t and \n, DEL, C1
+C1_ESCAPED = {code: f"\\u{code:04x}" for code in range(0x7f, 0xa0)}
 
 
 def command(commands: argparse._SubParsersAction,  # type: ignore[type-arg]
@@ -62,6 +66,18 @@ def zone_of(request: Request, config: config_file.Config) -> ZoneInfo:
     return department.calendar.zone if department else config.service.zone
 
 
+def printable(text: str) -> str:
+    """`text` without control characters but newline and tab: what a requester wrote cannot
+    drive the terminal it is shown on (escape sequences, a title, a link, a cleared screen)."""
+    return CONTROLS.sub("", text)
+
+
+def json_text(value: Any) -> str:
+    """`value` as indented JSON in plain UTF-8; control characters escaped (json escapes C0,
+    this C1 and DEL too), so printed JSON drives no terminal either."""
+    return json.dumps(value, indent=2, ensure_ascii=False).translate(C1_ESCAPED)
+
+
 def cut(text: str, width: int) -> str:
     return text if len(text) <= width else text[:width - 1] + "…"
 
@@ -70,7 +86,8 @@ def table(headers: list[str], rows: list[list[str]]) -> str:
     """The rows under their headers: on a terminal a rich table in colour; piped or written
     to a file, plain text with whole lines (for grep and scripts)."""
     console = Console()
-    return framed(console, headers, rows) if console.is_terminal else plain(headers, rows)
+    shown = [[printable(str(cell)) for cell in row] for row in rows]
+    return framed(console, headers, shown) if console.is_terminal else plain(headers, shown)
 
 
 def framed(console: Console, headers: list[str], rows: list[list[str]]) -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import sys
 from collections.abc import Callable
@@ -12,8 +11,8 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Select, select
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, Select, or_, select
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from mailroom import config as config_file
 from mailroom import sla
@@ -24,6 +23,8 @@ from mailroom.cli.common import (
     cut,
     database,
     env_clock,
+    json_text,
+    printable,
     span,
     table,
     zone_of,
@@ -33,7 +34,6 @@ from mailroom.store.models import Event, Message, Request, reference_of
 from mailroom.workflow import CLOSED, OPEN, RESOLVED, WAITING
 
 STATUSES = (OPEN, WAITING, RESOLVED, CLOSED)
-FINISHED = (RESOLVED, CLOSED)
 REFERENCE = re.compile(r"(?:REQ-?)?0*(\d{1,9})", re.IGNORECASE)
 MARKS_A_MESSAGE = ("opened", "message")  # events that only say a message came: shown as it
 
@@ -51,7 +51,8 @@ def _requests_commands(commands: argparse._SubParsersAction) -> None:  # type: i
     listing.add_argument("--department", metavar="KEY", help="only this department's")
     listing.add_argument("--status", choices=STATUSES, help="only those with this status")
     listing.add_argument("--overdue", action="store_true",
-                         help="only those not resolved or closed and past their due time")
+                         help="only open ones past the due time of their first response "
+                         "or resolution, and waiting ones that were late when they began to wait")
     listing.add_argument("--since", metavar="SPAN", type=span,
                          help="only those opened in the last SPAN, e.g. 7d, 12w")
     listing.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
@@ -94,8 +95,7 @@ def requests_list(args: argparse.Namespace) -> int:
     with database(config).transaction() as session:
         found = list(session.scalars(_requests_query(args, env_clock().now())))
         if args.json:
-            print(json.dumps([request_data(r, config) for r in found], indent=2,
-                             ensure_ascii=False))
+            print(json_text([request_data(r, config) for r in found]))
             return 0
         rows = [request_row(r, config) for r in found]
     print(table(["reference", "requester", "subject", "department", "rule", "status",
@@ -110,10 +110,23 @@ def _requests_query(args: argparse.Namespace, now: datetime) -> Select[Request]:
     if args.status:
         query = query.where(Request.status == args.status)
     if args.overdue:
-        query = query.where(Request.status.not_in(FINISHED), Request.due_at < now)
-    if args.since:
+        query = query.where(overdue(now))
+    if args.since is not None:
         query = query.where(Request.created_at >= now - args.since)
     return query
+
+
+def overdue(now: datetime) -> ColumnElement[bool]:
+    """Open and past the due time of its stage (the first response until there is one, the
+    resolution); waiting, only if it was late when its clock stopped (`paused_at`)."""
+    return or_((Request.status == OPEN) & _late(now),
+               (Request.status == WAITING) & _late(Request.paused_at))
+
+
+def _late(at: datetime | InstrumentedAttribute[datetime | None]) -> ColumnElement[bool]:
+    """The first response (while there is none) or the resolution was due before `at`."""
+    first = Request.first_response_at.is_(None) & (Request.first_response_due_at < at)
+    return or_(first, Request.due_at < at)
 
 
 def request_row(request: Request, config: config_file.Config) -> list[str]:
@@ -173,12 +186,11 @@ def requests_show(args: argparse.Namespace) -> int:
             return 1
         zone, steps = zone_of(request, config), history(request)
         if args.json:
-            print(json.dumps({"request": {**request_data(request, config), **_more(request)},
-                              "history": [_step_data(s, zone) for s in steps]},
-                             indent=2, ensure_ascii=False))
+            print(json_text({"request": {**request_data(request, config), **_more(request)},
+                             "history": [_step_data(s, zone) for s in steps]}))
             return 0
         shown = "\n".join([*_header(request, config), "", "history", *_story(steps, zone)])
-    print(shown)
+    print(printable(shown))
     return 0
 
 
@@ -313,13 +325,12 @@ def _story(steps: list[Step], zone: ZoneInfo) -> list[str]:
 
 def messages_list(args: argparse.Namespace) -> int:
     config = config_file.load(config_path(args))
-    since = env_clock().now() - args.since if args.since else None
+    since = env_clock().now() - args.since if args.since is not None else None
     zone = config.service.zone
     with database(config).transaction() as session:
         found = _inbound(session, args.ignored, since, args.limit)
         if args.json:
-            print(json.dumps([message_data(m, zone) for m in found], indent=2,
-                             ensure_ascii=False))
+            print(json_text([message_data(m, zone) for m in found]))
             return 0
         rows = [_message_row(m, zone) for m in found]
     print(table(["id", "received", "sender", "subject", "outcome", "reason", "request"], rows))

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from mailroom import config as config_file
 from mailroom import knowledge
-from mailroom.cli.common import config_path, cut, database, table
+from mailroom.cli.common import EX_USAGE, config_path, cut, database, table
 from mailroom.knowledge import Solved
+from mailroom.located import did_you_mean
 
 NO_MATCH = 1  # as grep: a search that finds nothing is not an error, and a script can tell
 SOLUTION_WIDTH = 60
@@ -27,7 +29,10 @@ def add_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[
         "search", help=summary, description=summary,
         epilog=f"Exit status: 0 when a solved request matches, {NO_MATCH} when none does.")
     searching.add_argument("words", help='what to look for, e.g. "slip gaji"')
-    searching.add_argument("--limit", type=int, default=5, help="at most this many (default 5)")
+    searching.add_argument("--department", metavar="KEY",
+                           help="only this department's (default: every department's)")
+    searching.add_argument("--limit", type=how_many, default=5,
+                           help="at most this many, 1 or more (default 5)")
     searching.add_argument("--json", action="store_true", help="print a JSON list")
     searching.set_defaults(command=search)
 
@@ -37,12 +42,29 @@ def _help(parser: argparse.ArgumentParser) -> int:
     return 2
 
 
+def how_many(text: str) -> int:
+    """An argparse type for --limit: a whole number, 1 or more."""
+    try:
+        number = int(text)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of 1 or more")
+    return number
+
+
 def search(args: argparse.Namespace) -> int:
     config = config_file.load(config_path(args))
+    if args.department is not None and args.department not in config.departments:
+        print(f"mailroom: unknown department {args.department!r}; "
+              f"{did_you_mean(args.department, config.departments)} "
+              f"(departments: {', '.join(config.departments)})", file=sys.stderr)
+        return EX_USAGE
     db = database(config)
     try:
         with db.transaction(durable=False) as session:
-            found = knowledge.similar(session, args.words, limit=args.limit)
+            found = knowledge.similar(session, args.words, limit=args.limit,
+                                      department=args.department)
     finally:
         db.close()
     if args.json:

@@ -7,7 +7,7 @@ import csv
 import io
 import sys
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -17,11 +17,12 @@ from rich.text import Text
 
 from mailroom import config as config_file
 from mailroom import reports
-from mailroom.cli.common import EX_USAGE, config_path, database, env_clock, progress
+from mailroom.cli.common import EX_USAGE, config_path, database, env_clock, progress, span
 from mailroom.located import did_you_mean
 from mailroom.reports import DepartmentFigures, Group, Report, Times
 
 DASH = "\u2013"
+FIRST_YEAR, LAST_YEAR = 1900, 9998  # --until: times a century back and any zone can reach
 WIDTH = 100  # columns of the text report when it is not shown on a terminal
 LONG = 2000  # requests from which the departments' figures show a progress bar
 CSV_COLUMNS = ("department", "name", "requests", "open", "first_response_count",
@@ -34,9 +35,11 @@ def add_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[
     summary = "figures of a period: volume, response times, SLA, satisfaction, topics, fairness"
     command = commands.add_parser("report", help=summary, description=summary)
     command.set_defaults(command=report)
-    command.add_argument("--since", default="30d", help="how far back, e.g. 7d, 12w (default 30d)")
-    command.add_argument("--until", help="the end, a date or ISO 8601 time in the service's "
-                         "zone unless it has an offset (default: now)")
+    command.add_argument("--since", metavar="SPAN", type=span, default="30d",
+                         help="how far back from the end, e.g. 7d, 12w (default 30d)")
+    command.add_argument("--until", help="the end, not included: a date (its midnight, so "
+                         "2026-12-01 ends with 30 November) or an ISO 8601 time, in the "
+                         "service's zone unless it has an offset (default: now)")
     command.add_argument("--department", help="one department's key (default: all)")
     command.add_argument("--format", choices=("text", "html", "csv"), default="text")
     command.add_argument("--out", type=Path, help="write to FILE instead of standard output")
@@ -61,18 +64,20 @@ def report(args: argparse.Namespace) -> int:
 
 
 def _period(args: argparse.Namespace, zone: ZoneInfo) -> tuple[datetime, datetime] | None:
-    """[since, until) from --since and --until; None, said on stderr, when one is malformed."""
-    span = config_file.parse_duration(args.since)
-    if span is None:
-        print(f"mailroom: --since {args.since!r} is not a duration like 30d", file=sys.stderr)
-        return None
+    """[since, until) from --since and --until; None, said on stderr, when --until is
+    malformed or out of range."""
     try:
         until = moment(args.until, zone) if args.until else env_clock().now()
     except ValueError:
         print(f"mailroom: --until {args.until!r} is not a date or time like 2026-11-30 or "
               "2026-11-30T17:00+07:00", file=sys.stderr)
         return None
-    return until - span, until
+    if not FIRST_YEAR <= until.year <= LAST_YEAR:
+        print(f"mailroom: --until {args.until!r} is out of range: a date or time from "
+              f"{FIRST_YEAR} to {LAST_YEAR}", file=sys.stderr)
+        return None
+    since: timedelta = args.since
+    return until - since, until
 
 
 def moment(text: str, zone: ZoneInfo) -> datetime:
@@ -120,12 +125,22 @@ def text(report: Report, console: Console | None = None) -> str:
 
 
 def _header(report: Report) -> list[object]:
-    zone = ZoneInfo(report.zone)
-    since, until = report.since.astimezone(zone).date(), report.until.astimezone(zone).date()
     about = f", department {report.departments[0].key}" if len(report.departments) == 1 else ""
-    return [f"[bold]mailroom report[/bold] {since} {DASH} {until} ({report.zone}){about}\n"
+    return [f"[bold]mailroom report[/bold] {period(report)} ({report.zone}){about}\n"
             f"{report.total.requests} requests created in the period, "
             f"{report.total.still_open} still open at its end"]
+
+
+def period(report: Report) -> str:
+    """The period in the report's zone: its first and last day when it is whole days (the
+    end, a midnight, is not part of it), else its start and end times."""
+    days = reports.whole_days(report)
+    if days is not None:
+        first, last = days
+        return str(first) if first == last else f"{first} {DASH} {last}"
+    zone = ZoneInfo(report.zone)
+    since, until = report.since.astimezone(zone), report.until.astimezone(zone)
+    return f"{since:%Y-%m-%d %H:%M} {DASH} {until:%Y-%m-%d %H:%M}"
 
 
 def _table(title: str, headers: list[str], rows: list[list[str]],

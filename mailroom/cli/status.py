@@ -12,14 +12,18 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from mailroom import config as config_file
 from mailroom.cli.common import command, config_path, database, env_clock, table
-from mailroom.heartbeat import Heartbeat, Status, status
+from mailroom.heartbeat import Heartbeat, ScheduledJob, Status, Unreadable, status
 
 OK, CRITICAL, UNKNOWN = 0, 2, 3  # as monitoring plugins (Nagios, Icinga) exit
 DEFAULT_STALE = "3m"
 CODES = (f"Exit status (as a monitoring plugin): {OK} the daemon is alive (beat within "
-         f"--stale); {CRITICAL} its heartbeat is stale, it stopped, or it never ran on this "
-         f"database; {UNKNOWN} the database cannot be read; 78 the config is wrong.")
-VERDICT = {"alive": "OK", "stale": "CRITICAL", "stopped": "CRITICAL", "never run": "CRITICAL"}
+         f"--stale); {CRITICAL} it is alive but cannot read its inbox, its heartbeat is stale "
+         f"(or dated more than --stale ahead: clock skew), it stopped, or it never ran on this "
+         f"database; {UNKNOWN} the database or the heartbeat cannot be read; 78 the config is "
+         "wrong.")
+VERDICT = {"alive": "OK", "inbox down": "CRITICAL", "stale": "CRITICAL", "stopped": "CRITICAL",
+           "never run": "CRITICAL"}
+LIVING = ("alive", "inbox down")  # states in which the daemon runs
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -44,10 +48,13 @@ def show_status(args: argparse.Namespace) -> int:
     config = config_file.load(config_path(args))
     now = env_clock().now()
     try:
-        seen = status(database(config), now)
+        seen = status(database(config), config, now)
     except SQLAlchemyError as exc:
         print(f"UNKNOWN: the database cannot be read: {exc.__class__.__name__}: "
               f"{str(exc).splitlines()[0]}")
+        return UNKNOWN
+    except Unreadable as exc:
+        print(f"UNKNOWN: {exc}")
         return UNKNOWN
     state = seen.state(args.stale)
     zone = config.service.zone
@@ -61,24 +68,31 @@ def as_json(seen: Status, state: str, stale: timedelta, zone: ZoneInfo) -> dict[
     beat = seen.heartbeat
     age = seen.age
     return {
-        "state": state, "alive": state == "alive", "checked_at": _iso(seen.now, zone),
+        "state": state, "alive": state in LIVING, "checked_at": _iso(seen.now, zone),
         "stale_after_seconds": int(stale.total_seconds()),
         "daemon": None if beat is None else {
             "host": beat.host, "pid": beat.pid, "started_at": _iso(beat.started_at, zone),
             "beat_at": _iso(beat.beat_at, zone),
             "beat_age_seconds": int(age.total_seconds()) if age is not None else None,
+            "beat_ahead_seconds": int(seen.ahead.total_seconds()),
             "stopped_at": _iso(beat.stopped_at, zone)},
         "inbox": {"last_read": _iso(beat.last_inbox_read, zone) if beat else None,
                   "last_wake": _iso(beat.last_wake, zone) if beat else None,
-                  "waiting": beat.waiting_in_inbox if beat else None},
+                  "waiting": beat.waiting_in_inbox if beat else None,
+                  "down_since": _iso(beat.inbox_down_since, zone) if beat else None},
         "outbox": {"pending": seen.outbox.pending, "held": seen.outbox.held,
                    "failed": seen.outbox.failed},
         "quarantined": seen.quarantined,
         "rules": {"version": beat.rules_version if beat else None,
                   "loaded_at": _iso(beat.rules_loaded_at, zone) if beat else None},
-        "next_jobs": [{"name": j.name, "at": _iso(j.at, zone)}
-                      for j in (beat.next_jobs if beat else ())],
+        "next_jobs": [{"name": j.name, "at": _iso(j.at, zone)} for j in next_jobs(seen)],
     }
+
+
+def next_jobs(seen: Status) -> list[ScheduledJob]:
+    """What comes next, in time order: the running daemon's timers and what falls due."""
+    timers = seen.heartbeat.next_jobs if seen.heartbeat else ()
+    return sorted((*timers, *seen.coming), key=lambda job: job.at)
 
 
 def report(seen: Status, state: str, stale: timedelta, zone: ZoneInfo) -> str:
@@ -95,9 +109,15 @@ def _daemon_line(seen: Status, state: str, stale: timedelta, zone: ZoneInfo) -> 
     if state == "stopped" and beat.stopped_at is not None:
         return f"the daemon is not running: it stopped {_when(beat.stopped_at, zone)}"
     ago = _ago(seen.age)
+    if state == "stale" and seen.ahead > stale:
+        return (f"clock skew: the last beat is dated {_ago(seen.ahead)} ahead of now "
+                f"({_when(beat.beat_at, zone)}, {where}), stale when more than {_ago(stale)}")
     if state == "stale":
         return (f"the daemon is not running or is stuck: its last beat was {ago} ago "
                 f"({_when(beat.beat_at, zone)}, {where}), stale after {_ago(stale)}")
+    if state == "inbox down" and beat.inbox_down_since is not None:
+        return (f"the daemon is alive; its inbox is unreachable since "
+                f"{_when(beat.inbox_down_since, zone, seen.now)}: beat {ago} ago {where}")
     return f"the daemon is alive: beat {ago} ago {where}"
 
 
@@ -106,17 +126,24 @@ def _rows(seen: Status, zone: ZoneInfo) -> list[list[str]]:
     known = seen.heartbeat is not None
     waiting = beat.waiting_in_inbox
     outbox = seen.outbox
+    down = [["inbox down", _when(beat.inbox_down_since, zone, seen.now)]] \
+        if beat.inbox_down_since else []
+    coming = [_job(job, zone, seen.now) for job in next_jobs(seen)] or ["-"]
     return [
-        ["inbox read", _when(beat.last_inbox_read, zone, seen.now)],
+        ["inbox read", _when(beat.last_inbox_read, zone, seen.now)], *down,
         ["last wake", _when(beat.last_wake, zone, seen.now)],
         ["inbox backlog", "unknown" if waiting is None else _count(waiting, "message")],
         ["outbox", f"{outbox.pending} pending, {outbox.held} held, {outbox.failed} failed"],
         ["quarantine", _count(seen.quarantined, "message")],
         ["rules", f"version {beat.rules_version}, loaded {_when(beat.rules_loaded_at, zone)}"
          if known else "-"],
-        ["next jobs", "; ".join(f"{j.name} {_when(j.at, zone)}" for j in beat.next_jobs)
-         or "-"],
+        *(["next jobs" if number == 0 else "", job] for number, job in enumerate(coming)),
     ]
+
+
+def _job(job: ScheduledJob, zone: ZoneInfo, now: datetime) -> str:
+    """'monthly report 2026-12-01 08:00:00 WIB (in 3 h 20 min)'."""
+    return f"{job.name} {_when(job.at, zone)} (in {_ago(job.at - now)})"
 
 
 def _when(moment: datetime | None, zone: ZoneInfo, now: datetime | None = None) -> str:
@@ -134,7 +161,9 @@ def _ago(span: timedelta | None) -> str:
         return f"{seconds} s"
     if seconds < 7200:
         return f"{seconds // 60} min"
-    return f"{seconds // 3600} h {seconds % 3600 // 60} min"
+    if seconds < 172800:
+        return f"{seconds // 3600} h {seconds % 3600 // 60} min"
+    return f"{seconds // 86400} d {seconds % 86400 // 3600} h"
 
 
 def _count(number: int, noun: str) -> str:
