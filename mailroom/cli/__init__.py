@@ -9,7 +9,7 @@ import argparse
 import json
 import logging
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -26,12 +26,14 @@ from mailroom.cli.common import (
     EX_SOFTWARE,
     EX_TEMPFAIL,
     EX_USAGE,
+    command,
     config_path,
     cut,
     database,
     env_clock,
     progress,
     table,
+    usage,
 )
 from mailroom.compose import template_sets
 from mailroom.daemon import Daemon, Settings, known
@@ -77,12 +79,12 @@ def _parser() -> argparse.ArgumentParser:
                         "/etc/mailroom/mailroom.yaml)")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug detail")
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
-    run_cmd = _command(commands, "run", run, "serve the inbox until stopped")
+    run_cmd = command(commands, "run", run, "serve the inbox until stopped")
     run_cmd.add_argument("--once", action="store_true", help="drain the inbox once and exit")
-    _command(commands, "ingest", ingest, "take one message on standard input (MTA pipe)")
+    command(commands, "ingest", ingest, "take one message on standard input (MTA pipe)")
     from mailroom.cli import demo
     demo.add_commands(commands)
-    _command(commands, "check", check, "check config, rules and templates")
+    command(commands, "check", check, "check config, rules and templates")
     from mailroom.cli import history
     history.add_commands(commands)
     _rules_commands(commands)
@@ -95,38 +97,31 @@ def _parser() -> argparse.ArgumentParser:
     kb.add_commands(commands)
     from mailroom.cli import status
     status.add_commands(commands)
-    db = _command(commands, "db", lambda a: _help(db), "database maintenance")
+    db = command(commands, "db", lambda a: usage(db), "database maintenance")
     db_commands = db.add_subparsers(required=True, metavar="ACTION")
-    _command(db_commands, "upgrade", db_upgrade, "bring the schema up to date")
+    command(db_commands, "upgrade", db_upgrade, "bring the schema up to date")
     return parser
 
 
-def _command(commands: argparse._SubParsersAction, name: str,  # type: ignore[type-arg]
-             handler: Callable[[argparse.Namespace], int], summary: str) -> argparse.ArgumentParser:
-    sub: argparse.ArgumentParser = commands.add_parser(name, help=summary, description=summary)
-    sub.set_defaults(command=handler)
-    return sub
-
-
 def _rules_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    group = _command(commands, "rules", lambda a: _help(group), "check and explain routing rules")
+    group = command(commands, "rules", lambda a: usage(group), "check and explain routing rules")
     actions = group.add_subparsers(required=True, metavar="ACTION")
-    checking = _command(actions, "check", rules_check, "check a rules file")
+    checking = command(actions, "check", rules_check, "check a rules file")
     checking.add_argument("file", nargs="?", type=Path, help="rules file (default: the config's)")
-    testing = _command(actions, "test", rules_test, "explain where messages would be routed")
+    testing = command(actions, "test", rules_test, "explain where messages would be routed")
     testing.add_argument("messages", nargs="+", type=Path, metavar="MSG.eml")
     testing.add_argument("--rules", type=Path, help="rules file (default: the config's)")
     testing.add_argument("--json", action="store_true", help="print a JSON list")
-    replay = _command(actions, "replay", rules_replay,
+    replay = command(actions, "replay", rules_replay,
                       "show where stored requests would go with the given rules")
     replay.add_argument("--rules", type=Path, help="candidate rules file (default: the config's)")
     replay.add_argument("--since", default="30d", help="how far back, e.g. 7d, 12w (default 30d)")
 
 
 def _sla_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    group = _command(commands, "sla", lambda a: _help(group), "business-time due dates")
+    group = command(commands, "sla", lambda a: usage(group), "business-time due dates")
     actions = group.add_subparsers(required=True, metavar="ACTION")
-    preview = _command(actions, "preview", sla_preview,
+    preview = command(actions, "preview", sla_preview,
                        "the due times a request arriving at a given time would get")
     preview.add_argument("--department", required=True, help="department key, e.g. hr")
     preview.add_argument("--at", help="arrival, in the department's local time, e.g. "
@@ -136,17 +131,17 @@ def _sla_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore
 
 
 def _quarantine_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    group = _command(commands, "quarantine", lambda a: _help(group),
+    group = command(commands, "quarantine", lambda a: usage(group),
                      "messages that could not be handled")
     actions = group.add_subparsers(required=True, metavar="ACTION")
-    listing = _command(actions, "list", quarantine_list, "quarantined messages, newest first")
+    listing = command(actions, "list", quarantine_list, "quarantined messages, newest first")
     listing.add_argument("--json", action="store_true", help="print a JSON list")
-    showing = _command(actions, "show", quarantine_show,
+    showing = command(actions, "show", quarantine_show,
                        "one quarantined message: its headers, reason and size")
     showing.add_argument("id", type=int, metavar="ID")
     showing.add_argument("--raw", action="store_true",
                          help="write only its raw bytes to standard output")
-    releasing = _command(actions, "release", quarantine_release,
+    releasing = command(actions, "release", quarantine_release,
                          "take quarantined messages through intake again, after a fix")
     releasing.add_argument("ids", type=int, nargs="*", metavar="ID")
     releasing.add_argument("--all", action="store_true",
@@ -154,19 +149,14 @@ def _quarantine_commands(commands: argparse._SubParsersAction) -> None:  # type:
 
 
 def _outbox_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    group = _command(commands, "outbox", lambda a: _help(group), "mail not sent yet or failed")
+    group = command(commands, "outbox", lambda a: usage(group), "mail not sent yet or failed")
     actions = group.add_subparsers(required=True, metavar="ACTION")
-    listing = _command(actions, "list", outbox_list, "pending and failed mail")
+    listing = command(actions, "list", outbox_list, "pending and failed mail")
     listing.add_argument("--failed", action="store_true", help="only the failed mail")
     listing.add_argument("--json", action="store_true", help="print a JSON list")
-    retrying = _command(actions, "retry", outbox_retry,
+    retrying = command(actions, "retry", outbox_retry,
                         "send a failed or pending mail with the next outbox round")
     retrying.add_argument("id", type=int, metavar="ID")
-
-
-def _help(parser: argparse.ArgumentParser) -> int:
-    parser.print_help()
-    return 2
 
 
 def run(args: argparse.Namespace) -> int:

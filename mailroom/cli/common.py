@@ -66,6 +66,12 @@ def zone_of(request: Request, config: config_file.Config) -> ZoneInfo:
     return department.calendar.zone if department else config.service.zone
 
 
+def usage(parser: argparse.ArgumentParser) -> int:
+    """A command group given no action: its help, and the exit status of a usage error."""
+    parser.print_help()
+    return 2
+
+
 def printable(text: str) -> str:
     """`text` without control characters but newline and tab: what a requester wrote cannot
     drive the terminal it is shown on (escape sequences, a title, a link, a cleared screen)."""
@@ -136,3 +142,14 @@ def span(text: str) -> timedelta:
         raise argparse.ArgumentTypeError(
             f"{text!r} is not a duration like 30d or 12w (more than 0, at most 36600d)")
     return duration
+
+
+def how_many(text: str) -> int:
+    """An argparse type for --limit: a whole number, 1 or more."""
+    try:
+        number = int(text)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of 1 or more")
+    return number

@@ -23,10 +23,12 @@ from mailroom.cli.common import (
     cut,
     database,
     env_clock,
+    how_many,
     json_text,
     printable,
     span,
     table,
+    usage,
     zone_of,
 )
 from mailroom.intake import IGNORED
@@ -55,7 +57,8 @@ def _requests_commands(commands: argparse._SubParsersAction) -> None:  # type: i
                          "or resolution, and waiting ones that were late when they began to wait")
     listing.add_argument("--since", metavar="SPAN", type=span,
                          help="only those opened in the last SPAN, e.g. 7d, 12w")
-    listing.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
+    listing.add_argument("--limit", type=how_many, default=50,
+                         help="at most this many (default 50)")
     listing.add_argument("--json", action="store_true", help="print a JSON list")
     group.set_defaults(**vars(listing.parse_args([])))  # `mailroom requests` alone lists
     showing = command(actions, "show", requests_show, "one request and its whole history")
@@ -66,7 +69,7 @@ def _requests_commands(commands: argparse._SubParsersAction) -> None:  # type: i
 
 
 def _messages_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    group = command(commands, "messages", lambda a: _help(group),
+    group = command(commands, "messages", lambda a: usage(group),
                     "inbound messages and what became of them")
     actions = group.add_subparsers(required=True, metavar="ACTION")
     listing = command(actions, "list", messages_list,
@@ -75,13 +78,9 @@ def _messages_commands(commands: argparse._SubParsersAction) -> None:  # type: i
                          help="only the ignored ones, with the reason")
     listing.add_argument("--since", metavar="SPAN", type=span,
                          help="only those taken in the last SPAN, e.g. 7d, 12w")
-    listing.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
+    listing.add_argument("--limit", type=how_many, default=50,
+                         help="at most this many (default 50)")
     listing.add_argument("--json", action="store_true", help="print a JSON list")
-
-
-def _help(parser: argparse.ArgumentParser) -> int:
-    parser.print_help()
-    return 2
 
 
 # -- requests list --------------------------------------------------------------------------

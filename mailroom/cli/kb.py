@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from datetime import datetime
 from typing import Any
@@ -11,7 +10,16 @@ from zoneinfo import ZoneInfo
 
 from mailroom import config as config_file
 from mailroom import knowledge
-from mailroom.cli.common import EX_USAGE, config_path, cut, database, table
+from mailroom.cli.common import (
+    EX_USAGE,
+    config_path,
+    cut,
+    database,
+    how_many,
+    json_text,
+    table,
+    usage,
+)
 from mailroom.knowledge import Solved
 from mailroom.located import did_you_mean
 
@@ -22,7 +30,7 @@ SOLUTION_WIDTH = 60
 def add_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     summary = "the solutions of solved requests (#resolve texts)"
     group = commands.add_parser("kb", help=summary, description=summary)
-    group.set_defaults(command=lambda args: _help(group))
+    group.set_defaults(command=lambda args: usage(group))
     actions = group.add_subparsers(required=True, metavar="ACTION")
     summary = "solved requests like the words given, best first"
     searching = actions.add_parser(
@@ -35,22 +43,6 @@ def add_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[
                            help="at most this many, 1 or more (default 5)")
     searching.add_argument("--json", action="store_true", help="print a JSON list")
     searching.set_defaults(command=search)
-
-
-def _help(parser: argparse.ArgumentParser) -> int:
-    parser.print_help()
-    return 2
-
-
-def how_many(text: str) -> int:
-    """An argparse type for --limit: a whole number, 1 or more."""
-    try:
-        number = int(text)
-    except ValueError:
-        number = 0
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of 1 or more")
-    return number
 
 
 def search(args: argparse.Namespace) -> int:
@@ -68,7 +60,7 @@ def search(args: argparse.Namespace) -> int:
     finally:
         db.close()
     if args.json:
-        print(json.dumps([_solved(s, config) for s in found], indent=2, ensure_ascii=False))
+        print(json_text([_solved(s, config) for s in found]))
     elif found:
         print(table(["reference", "department", "resolved", "subject", "solution"],
                     [_row(s, config) for s in found]))
