@@ -105,6 +105,7 @@ class Daemon:
         self.refused_by_server = ""  # what the SMTP server last refused us for, logged once
         self.refused_mtime = 0.0
         self.inbox_down_since: datetime | None = None
+        self.failing = False  # the last turn of the loop failed (not for its inbox)
         self.told_inbox_down = False
         self.watchdog_pinged = 0.0
         self.mail_waiting = True  # the inbox may hold mail: look at the next turn
@@ -327,13 +328,14 @@ class Daemon:
         while not self.stop.is_set():
             try:
                 self._cycle(scheduler)
-                backoff = 1.0
+                backoff, self.failing = 1.0, False
             except Exception as exc:  # a server, the disk, or a bug: never the end of the loop
                 if isinstance(exc, Unrecoverable):
                     raise  # nothing is open to work with: exit, and systemd starts afresh
                 if not isinstance(exc, TransientError):
                     log.exception("the loop failed")
                 log.warning("%s; retrying in %.0f s", exc, backoff)
+                self.failing = True
                 self._beat_despite_fault()
                 self.stop.wait(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
@@ -380,9 +382,11 @@ class Daemon:
 
     def _beat(self, force: bool = False) -> None:
         """Write the heartbeat `mailroom status` reads: at most every BEAT_SECONDS, unless
-        `force`, never on a fixed clock (a rehearsal); the metrics' outbox depth is refreshed
-        with it."""
-        if self.clock.fixed or not (force or self.vitals.due()):
+        `force`, never on a fixed clock (a rehearsal), nor while the loop keeps failing for
+        another reason than its inbox (the beat goes stale: status says so); the metrics'
+        outbox depth is refreshed with it."""
+        stuck = self.failing and self.inbox_down_since is None
+        if self.clock.fixed or stuck or not (force or self.vitals.due()):
             return
         waiting = getattr(self.source, "backlog", None)
         heartbeat.write(self.db, self.vitals.beat(self.clock.now(), waiting, self._next_jobs(),
@@ -391,7 +395,7 @@ class Daemon:
             counting.outbox_depth.set(heartbeat.pending(self.db))
 
     def _beat_despite_fault(self) -> None:
-        """Beat while a fault holds the loop (the inbox down, say): the daemon still lives."""
+        """Beat while the inbox is down: the daemon lives and says what it waits for."""
         try:
             self._beat()
         except Exception as exc:  # the database may be what failed: the loop goes on

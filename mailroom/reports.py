@@ -196,7 +196,7 @@ def measure(case: Case, calendar: Calendar, until: datetime) -> Measured:
     stopped = _stopped(case, resolved, until)
     first_met = answered is not None and answered <= case.first_response_due_at
     first_missed = (answered or stopped) > case.first_response_due_at
-    resolution_missed = (resolved or stopped) > case.due_at
+    resolution_missed = stopped > case.due_at
     resolution_met = resolved is not None and not resolution_missed
     seconds = case.first_response_seconds if answered is not None else None
     return Measured(
@@ -208,11 +208,11 @@ def measure(case: Case, calendar: Calendar, until: datetime) -> Measured:
 
 
 def _stopped(case: Case, resolved: datetime | None, until: datetime) -> datetime:
-    """Where the request's clock stood at `until`: where its wait for the requester began,
-    when it was waiting then (paused before `until`, a pause that lasts still, and not
-    resolved), else at `until`."""
-    paused = _before(case.paused_at, until)
-    return paused if paused is not None and resolved is None else until
+    """Where the request's clock stood at `until`: where it last stopped before then (its
+    wait for the requester began, or it was resolved: a request closed after a wait stopped
+    at the wait), else at `until`."""
+    stops = [moment for moment in (_before(case.paused_at, until), resolved) if moment]
+    return min(stops) if stops else until
 
 
 def _before(moment: datetime | None, until: datetime) -> datetime | None:

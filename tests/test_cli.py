@@ -407,6 +407,20 @@ def test_quarantine_show_gives_headers_reason_size_and_the_raw_bytes(
     assert "  headers     none readable as mail" in capsysbinary.readouterr().out.decode()
 
 
+def test_quarantine_show_never_passes_the_senders_control_characters_to_the_terminal(
+        quarantine: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with database(quarantine).transaction() as session:
+        message = session.get(Message, 3)
+        assert message is not None and message.raw is not None
+        message.raw = message.raw.replace(  # an encoded word that sets the title, clears
+            b"Subject: Laptop rusak", b"Subject: =?utf-8?q?Laptop=1B]0;owned=07=1B[2J_rusak?=")
+    capsys.readouterr()
+    assert main(["--config", str(quarantine), "quarantine", "show", "3"]) == 0
+    shown = capsys.readouterr().out
+    assert "  Subject:    Laptop]0;owned[2J rusak\n" in shown
+    assert "\x1b" not in shown and "\x07" not in shown
+
+
 def test_quarantine_show_and_release_refuse_unknown_and_handled_messages(
         quarantine: Path, capsys: pytest.CaptureFixture[str]) -> None:
     capsys.readouterr()

@@ -320,6 +320,17 @@ def test_p90_is_the_nearest_rank_and_departments_no_longer_configured_come_last(
     assert figures["it"].sla_met_pct is None  # nothing resolved, nothing missed yet
 
 
+def test_a_request_closed_after_waiting_stopped_its_clock_at_the_wait(week: Office) -> None:
+    calendar = config_file.load(week.config).departments["it"].calendar
+    waited = dataclasses.replace(case(1, "it", 1), due_at=SINCE + timedelta(days=1),
+                                 paused_at=SINCE + timedelta(hours=2),  # #waiting, in time
+                                 resolved_at=SINCE + timedelta(days=3))  # #close, no answer
+    measured = reports.measure(waited, calendar, UNTIL)
+    assert (measured.resolution_missed, measured.resolution_met) == (False, True)
+    late = dataclasses.replace(waited, paused_at=SINCE + timedelta(days=2))  # waited too late
+    assert reports.measure(late, calendar, UNTIL).resolution_missed
+
+
 def test_a_target_is_shown_in_the_hours_it_gave_when_all_had_the_same(week: Office) -> None:
     """ "1d" gives 8 working hours from a Monday and 7.5 from a Friday: the median of those;
     a department whose requests had different targets (a rule's sla:) shows none."""

@@ -6,7 +6,9 @@ import json
 import mailbox
 import os
 import re
+import shutil
 import socket
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -263,6 +265,24 @@ def test_a_daemon_whose_inbox_is_unreachable_still_beats_and_status_says_so(
                                                                           None)
     assert now - timedelta(seconds=30) < datetime.fromisoformat(seen["inbox"]["down_since"]) \
         <= now
+
+
+def test_a_daemon_whose_loop_keeps_failing_lets_its_heartbeat_go_stale(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(heartbeat, "BEAT_SECONDS", 0.0)  # a beat at every chance it gets
+    config = site(tmp_path)
+    with serving(config) as daemon:
+        wait_until(lambda: heartbeat.read(daemon.db) is not None, 20, "a first beat")
+        new = tmp_path / "inbox" / "new"
+        shutil.rmtree(new)
+        new.write_text("a file where the inbox's new/ was")  # every turn fails from here on
+        time.sleep(1.5)
+        before = heartbeat.read(daemon.db)
+        time.sleep(4)  # turns that fail after 1, 2 (and 4) seconds of backoff
+        after = heartbeat.read(daemon.db)
+    assert before is not None and after is not None
+    assert after.beat_at == before.beat_at  # the beat goes stale: status will say CRITICAL
+    assert after.inbox_down_since is None
 
 
 def test_a_rehearsal_on_a_fixed_clock_writes_no_heartbeat(

@@ -31,6 +31,8 @@ from mailroom.cli.common import (
     cut,
     database,
     env_clock,
+    json_text,
+    printable,
     progress,
     table,
     usage,
@@ -400,7 +402,7 @@ def quarantine_list(args: argparse.Namespace) -> int:
             Message.direction == "in", Message.outcome == QUARANTINED)
             .order_by(Message.created_at.desc(), Message.id.desc())))
         if args.json:
-            print(json.dumps([quarantined(m, zone) for m in found], indent=2, ensure_ascii=False))
+            print(json_text([quarantined(m, zone) for m in found]))
             return 0
         rows = [_quarantine_row(m, zone) for m in found]
     print(table(["id", "when", "sender", "subject", "reason"], rows))
@@ -474,7 +476,7 @@ def quarantine_report(message: Message, raw: bytes, zone: ZoneInfo) -> str:
     for name in ("From", "To", "Cc", "Subject", "Date", "Message-ID"):
         if inbound.header(name):
             lines.append(f"  {name + ':':<11} {inbound.header(name)}")
-    return "\n".join(lines)
+    return printable("\n".join(lines))  # what the sender wrote drives no terminal
 
 
 def quarantine_release(args: argparse.Namespace) -> int:
@@ -526,7 +528,7 @@ def outbox_list(args: argparse.Namespace) -> int:
         found = list(session.scalars(select(Queued).where(Queued.status.in_(statuses))
                                      .order_by(Queued.id)))
         if args.json:
-            print(json.dumps([queued(q, zone) for q in found], indent=2, ensure_ascii=False))
+            print(json_text([queued(q, zone) for q in found]))
             return 0
         rows = [_outbox_row(q, zone) for q in found]
     print(table(["id", "status", "template", "request", "to", "attempts", "next attempt",

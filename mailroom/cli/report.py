@@ -17,7 +17,15 @@ from rich.text import Text
 
 from mailroom import config as config_file
 from mailroom import reports
-from mailroom.cli.common import EX_USAGE, config_path, database, env_clock, progress, span
+from mailroom.cli.common import (
+    EX_USAGE,
+    config_path,
+    database,
+    env_clock,
+    printable,
+    progress,
+    span,
+)
 from mailroom.located import did_you_mean
 from mailroom.reports import DepartmentFigures, Group, Report, Times
 
@@ -151,7 +159,7 @@ def _table(title: str, headers: list[str], rows: list[list[str]],
         table.add_column(header, justify="left" if number in words else "right",
                          no_wrap=number == 0, overflow="fold")
     for row in rows:
-        table.add_row(*(Text(cell) for cell in row))  # words as written, never markup
+        table.add_row(*(Text(printable(cell)) for cell in row))  # as written, never markup
     return table
 
 
