@@ -213,8 +213,8 @@ def test_since_nothing_or_beyond_a_century_is_refused_by_the_parser(
 def test_an_unknown_department_is_a_usage_error_naming_the_departments(
         office: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert run(office, capsys, "requests", "list", "--department", "sales") == (
-        64, "", "mailroom: unknown department 'sales'; the departments are finance, ga, hr, "
-                "it, triage\n")
+        64, "", "mailroom: unknown department 'sales'; the departments are hr, finance, it, "
+                "ga, triage\n")
 
 
 # -- requests show ----------------------------------------------------------------------------

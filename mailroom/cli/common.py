@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import sys
 from collections.abc import Callable, Iterable, Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -153,3 +154,13 @@ def how_many(text: str) -> int:
     if number < 1:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of 1 or more")
     return number
+
+
+def unknown_department(key: str | None, config: config_file.Config) -> bool:
+    """Whether --department names no configured department; if so, said on stderr with the
+    departments there are."""
+    if key is None or key in config.departments:
+        return False
+    print(f"mailroom: unknown department {key!r}; the departments are "
+          f"{', '.join(config.departments)}", file=sys.stderr)
+    return True

@@ -28,6 +28,7 @@ from mailroom.cli.common import (
     printable,
     span,
     table,
+    unknown_department,
     usage,
     zone_of,
 )
@@ -87,9 +88,7 @@ def _messages_commands(commands: argparse._SubParsersAction) -> None:  # type: i
 
 def requests_list(args: argparse.Namespace) -> int:
     config = config_file.load(config_path(args))
-    if args.department and args.department not in config.departments:
-        print(f"mailroom: unknown department {args.department!r}; the departments are "
-              f"{', '.join(sorted(config.departments))}", file=sys.stderr)
+    if unknown_department(args.department, config):
         return EX_USAGE
     with database(config).transaction() as session:
         found = list(session.scalars(_requests_query(args, env_clock().now())))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -18,10 +17,10 @@ from mailroom.cli.common import (
     how_many,
     json_text,
     table,
+    unknown_department,
     usage,
 )
 from mailroom.knowledge import Solved
-from mailroom.located import did_you_mean
 
 NO_MATCH = 1  # as grep: a search that finds nothing is not an error, and a script can tell
 SOLUTION_WIDTH = 60
@@ -47,10 +46,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[
 
 def search(args: argparse.Namespace) -> int:
     config = config_file.load(config_path(args))
-    if args.department is not None and args.department not in config.departments:
-        print(f"mailroom: unknown department {args.department!r}; "
-              f"{did_you_mean(args.department, config.departments)} "
-              f"(departments: {', '.join(config.departments)})", file=sys.stderr)
+    if unknown_department(args.department, config):
         return EX_USAGE
     db = database(config)
     try:

@@ -25,8 +25,8 @@ from mailroom.cli.common import (
     printable,
     progress,
     span,
+    unknown_department,
 )
-from mailroom.located import did_you_mean
 from mailroom.reports import DepartmentFigures, Group, Report, Times
 
 DASH = "\u2013"
@@ -55,10 +55,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[
 
 def report(args: argparse.Namespace) -> int:
     config = config_file.load(config_path(args))
-    if args.department is not None and args.department not in config.departments:
-        print(f"mailroom: unknown department {args.department!r}; "
-              f"{did_you_mean(args.department, config.departments)} "
-              f"(departments: {', '.join(config.departments)})", file=sys.stderr)
+    if unknown_department(args.department, config):
         return EX_USAGE
     period = _period(args, config.service.zone)
     if period is None:
