@@ -29,7 +29,7 @@ from mailroom.outbox import Flushed, Outbox, reclaim, transport_for
 from mailroom.sources import Item, Source, batches
 from mailroom.sources.imap import ImapSource
 from mailroom.sources.maildir import MaildirSource
-from mailroom.store.db import Database
+from mailroom.store.db import Database, LockedError
 from mailroom.store.models import State
 
 log = logging.getLogger(__name__)
@@ -38,6 +38,7 @@ SWEEP_SECONDS = 60  # reminders, escalation, delay notices, digests and surveys 
 FLUSH_SLICE = 200  # mails sent between two looks at the inbox while a backlog goes out
 BATCH_BYTES = 32 * 1024**2  # a batch of messages holds about this much at most
 MAX_BACKOFF_SECONDS = 60.0
+LEAD_SECONDS = 2.0  # a standby tries to take the inbox this often
 
 
 class Unrecoverable(Exception):
@@ -77,13 +78,14 @@ def source_for(inbox: Inbox) -> Source:
 
 @dataclass(frozen=True)
 class Alarm:
-    """What ends a wait early: a signal (stop, reload), or an edit of the rules file."""
+    """What ends a wait early: a signal (stop, reload), an edit of the rules file, the inbox
+    lost to another instance."""
 
     signalled: threading.Event
-    edited: Callable[[], bool]
+    changed: Callable[[], bool]
 
     def is_set(self) -> bool:
-        return self.signalled.is_set() or self.edited()
+        return self.signalled.is_set() or self.changed()
 
 
 def _mtime(path: Path) -> float:
@@ -110,6 +112,8 @@ class Daemon:
         self.watchdog_pinged = 0.0
         self.mail_waiting = True  # the inbox may hold mail: look at the next turn
         self.sending = False  # the last flush stopped at its slice: more mail is due
+        self.leading = False  # this instance holds the inbox (reads it, runs the jobs)
+        self.tried_lead = 0.0  # time.monotonic() a standby last tried to take the inbox
         self.settings = Settings.load(self.config_path)
         self.vitals = heartbeat.Vitals(clock.now(), self.settings.ruleset.version, clock.now())
         self.endpoint: metrics.Endpoint | None = None  # while serving (run_forever)
@@ -117,36 +121,45 @@ class Daemon:
         self._connect(self.settings.config)
 
     def _connect(self, config: Config) -> None:
-        """Open the database (holding its lock), the inbox and the way out: all or nothing."""
+        """Open the database (as an instance of it), the inbox and the way out: all or
+        nothing. A SQLite file is upgraded here; a server database must be at the newest
+        schema already."""
         db = Database(config.database_url)
-        lock = None
+        instance = None
         try:
             if db.is_sqlite:
                 db.upgrade()
-            lock = db.lock()
+            else:
+                db.check_schema()
+            instance = db.instance()
             self.first_start = _first_start(db, self.clock)
-            if reclaim(db):  # the lock is ours: whoever held these claims has died
+            heartbeat.forget_gone(db, alone=instance.living() is None)
+            if instance.living() is None and reclaim(db):  # whoever held these claims died
                 log.info("freed the outbox claims of an instance that stopped mid-flush")
             self.source = source_for(config.inbox)
-            self.mail_waiting = True  # a new inbox may hold mail already
+            self.mail_waiting, self.leading = True, False  # a new inbox may hold mail already
             self.transport = transport_for(config.outgoing)
         except BaseException:
-            if lock is not None:
-                lock.release()
+            if instance is not None:
+                instance.release()
             db.close()
             raise
-        self.db, self.lock = db, lock
+        self.db, self.instance = db, instance
         self._rebuild()
 
     def _rebuild(self) -> None:
         s = self.settings
         self.intake = Intake(s.config, s.ruleset, self.db, self.clock)
-        self.outbox = Outbox(self.db, s.config, s.composer, self.transport, self.clock)
+        self.outbox = Outbox(self.db, s.config, s.composer, self.transport, self.clock,
+                             self.instance)
         self.jobs = Jobs(self.db, s.config, self.clock)
         self.notices = Notices(self.db, s.config, self.transport, self.clock)
 
     def run_once(self) -> list[Outcome]:
-        """Process every waiting message, run the jobs due now, send all the outbox holds due."""
+        """Process every waiting message, run the jobs due now, send all the outbox holds due;
+        LockedError if another instance holds the inbox."""
+        if not self._lead():
+            raise LockedError("another mailroom instance holds the inbox")
         outcomes = self.drain()
         self.sweep()
         self.flush(limit=None)
@@ -168,6 +181,8 @@ class Daemon:
         outcomes: list[Outcome] = []
         inbox = self.settings.config.inbox
         for batch in batches(self._reading(self.source.fetch()), inbox.batch_size, BATCH_BYTES):
+            if not self._lead():
+                return outcomes  # another instance takes this batch up
             outcomes += self._take(batch)
             self.flush()
             self._watchdog()
@@ -343,7 +358,34 @@ class Daemon:
         self._stopped()
         self.close()
 
+    def _lead(self) -> bool:
+        """Whether this instance reads the inbox and runs the jobs now. A standby tries to
+        take the inbox at most every LEAD_SECONDS; a leader that lost it (its connection to
+        the database) stops reading at once."""
+        was = self.leading
+        if not was and time.monotonic() - self.tried_lead < LEAD_SECONDS:
+            return False
+        first, self.tried_lead = not self.tried_lead, time.monotonic()
+        self.leading = self.instance.lead()
+        if first and not self.leading:
+            log.info("another instance holds the inbox: this one (%s) stands by, and sends "
+                     "mail", self.instance.name)
+        if self.leading and not was:
+            log.info("this instance holds the inbox now (%s)", self.instance.name)
+            self.mail_waiting = True
+        elif was and not self.leading:
+            log.error("this instance lost the inbox (its database connection): it stops "
+                      "reading it and stands by")
+            self.source.close()
+            self.mail_waiting = True
+        if self.leading != was:
+            self._beat_despite_fault(force=True)  # status shows who holds the inbox now
+        return self.leading
+
     def _sweep_and_flush(self) -> None:
+        if not self.leading:
+            self.flush()  # a standby sends from the outbox too; the jobs are the leader's
+            return
         if self.sweep().total:
             self.flush()
         self.notices.send()
@@ -359,26 +401,36 @@ class Daemon:
             notify("RELOADING=1")
             self.reload()
             notify("READY=1")
-        if self.mail_waiting:
+        leading = self._lead()
+        if leading and self.mail_waiting:
             self.drain()
         if self.sending:
             self.flush()
         scheduler.run_pending()
         self._beat()
         self.wake.clear()
-        if not (self.stop.is_set() or self.reload_requested):
-            self._wait(0.0 if self.sending else max(0.5, scheduler.idle_seconds or 1.0))
+        if self.stop.is_set() or self.reload_requested:
+            return
+        seconds = 0.0 if self.sending else max(0.5, scheduler.idle_seconds or 1.0)
+        if leading:
+            self._wait(seconds)
+        else:
+            _sleep(min(seconds, LEAD_SECONDS), Alarm(self.wake, self._rules_changed))
 
     def _wait(self, seconds: float) -> None:
         """Until mail may have come, a job is due, a signal, or the rules file is saved."""
         try:  # a fault while waiting counts toward telling the admin, too
-            self.mail_waiting = self.source.wait(seconds, Alarm(self.wake, self._rules_changed))
+            self.mail_waiting = self.source.wait(seconds, Alarm(self.wake, self._interrupted))
             if self.mail_waiting:
                 self.vitals.last_wake = self.clock.now()
         except TransientError as exc:
             self.mail_waiting = True  # look again once the inbox answers
             self._inbox_down(exc)
             raise
+
+    def _interrupted(self) -> bool:
+        """Whether a wait on the inbox must end: the rules were edited, or the inbox lost."""
+        return self._rules_changed() or not self.instance.leads()
 
     def _beat(self, force: bool = False) -> None:
         """Write the heartbeat `mailroom status` reads: at most every BEAT_SECONDS, unless
@@ -390,14 +442,15 @@ class Daemon:
             return
         waiting = getattr(self.source, "backlog", None)
         heartbeat.write(self.db, self.vitals.beat(self.clock.now(), waiting, self._next_jobs(),
-                                                  self.inbox_down_since))
+                                                  self.inbox_down_since, self._role()))
         if counting := self._counting():
             counting.outbox_depth.set(heartbeat.pending(self.db))
 
-    def _beat_despite_fault(self) -> None:
-        """Beat while the inbox is down: the daemon lives and says what it waits for."""
+    def _beat_despite_fault(self, force: bool = False) -> None:
+        """Beat while the inbox (or the database) is down: the daemon lives and says what it
+        waits for."""
         try:
-            self._beat()
+            self._beat(force)
         except Exception as exc:  # the database may be what failed: the loop goes on
             log.debug("no heartbeat during the fault: %s", exc)
 
@@ -409,6 +462,9 @@ class Daemon:
         return tuple(heartbeat.ScheduledJob(str(next(iter(job.tags), job)),
                                             now + (job.next_run - local))
                      for job in self.scheduler.jobs if job.next_run is not None)
+
+    def _role(self) -> str:
+        return heartbeat.LEADER if self.leading else heartbeat.STANDBY
 
     def _inbox_read(self) -> None:
         self.vitals.last_inbox_read = self.clock.now()
@@ -430,7 +486,8 @@ class Daemon:
         """The last heartbeat says the daemon stopped; the endpoint closes."""
         now = self.clock.now()
         if not self.clock.fixed:
-            beat = self.vitals.beat(now, getattr(self.source, "backlog", None), ())
+            beat = self.vitals.beat(now, getattr(self.source, "backlog", None), (),
+                                    role=self._role())
             heartbeat.write(self.db, heartbeat.stopped(beat, now))
         if self.endpoint is not None:
             self.endpoint.stop()
@@ -452,7 +509,7 @@ class Daemon:
     def close(self) -> None:
         self.source.close()
         self.transport.close()
-        self.lock.release()
+        self.instance.release()
         self.db.close()
 
 
@@ -469,6 +526,13 @@ def notify(state: str) -> None:
             sock.sendall(state.encode())
         except OSError as exc:
             log.debug("sd_notify failed: %s", exc)
+
+
+def _sleep(seconds: float, alarm: Alarm) -> None:
+    """Wait `seconds`, or until the alarm goes."""
+    deadline = time.monotonic() + seconds
+    while not alarm.is_set() and (left := deadline - time.monotonic()) > 0:
+        alarm.signalled.wait(min(left, 0.2))
 
 
 def _first_start(db: Database, clock: Clock) -> datetime:

@@ -11,7 +11,7 @@ from datetime import date, datetime, timedelta
 from datetime import time as dt_time
 from typing import Any
 
-from sqlalchemy import ColumnElement, case, func, select
+from sqlalchemy import ColumnElement, case, delete, func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
@@ -24,8 +24,10 @@ from mailroom.store.models import Message, Request, State, reference_of
 from mailroom.store.models import Outgoing as Queued
 
 log = logging.getLogger(__name__)
-HEARTBEAT = "heartbeat"  # one row: the instance lock lets one daemon work on a database
+HEARTBEAT = "heartbeat:"  # one row per instance: heartbeat:<host>:<pid>
 BEAT_SECONDS = 15.0  # a beat is written at most this often (the loop turns at least each minute)
+FORGOTTEN = timedelta(days=1)  # the beat of an instance gone this long is no longer shown
+LEADER, STANDBY = "leader", "standby"  # holds the inbox (and runs the jobs), or waits to
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,11 @@ class Heartbeat:
     next_jobs: tuple[ScheduledJob, ...] = ()
     stopped_at: datetime | None = None  # the daemon stopped cleanly then
     inbox_down_since: datetime | None = None  # the inbox could not be read from then on
+    role: str = LEADER
+
+    @property
+    def key(self) -> str:
+        return f"{HEARTBEAT}{self.host}:{self.pid}"
 
     def as_json(self) -> dict[str, Any]:
         return {"host": self.host, "pid": self.pid, "started_at": _iso(self.started_at),
@@ -61,7 +68,7 @@ class Heartbeat:
                 "rules_loaded_at": _iso(self.rules_loaded_at),
                 "next_jobs": [{"name": j.name, "at": _iso(j.at)} for j in self.next_jobs],
                 "stopped_at": _iso(self.stopped_at),
-                "inbox_down_since": _iso(self.inbox_down_since)}
+                "inbox_down_since": _iso(self.inbox_down_since), "role": self.role}
 
     @classmethod
     def from_json(cls, value: dict[str, Any]) -> Heartbeat:
@@ -76,7 +83,8 @@ class Heartbeat:
             next_jobs=tuple(ScheduledJob(j["name"], _moment(j["at"]))
                             for j in value.get("next_jobs", ())),
             stopped_at=_maybe(value.get("stopped_at")),
-            inbox_down_since=_maybe(value.get("inbox_down_since")))
+            inbox_down_since=_maybe(value.get("inbox_down_since")),
+            role=str(value.get("role", LEADER)))
 
 
 @dataclass
@@ -97,24 +105,48 @@ class Vitals:
         self.rules_version, self.rules_loaded_at = version, at
 
     def beat(self, now: datetime, waiting: int | None, next_jobs: tuple[ScheduledJob, ...],
-             inbox_down_since: datetime | None = None) -> Heartbeat:
+             inbox_down_since: datetime | None = None, role: str = LEADER) -> Heartbeat:
         """The heartbeat to write now; the next one is due BEAT_SECONDS later."""
         self.beaten = time.monotonic()
         return Heartbeat(socket.gethostname(), os.getpid(), self.started_at, now,
                          self.last_inbox_read, self.last_wake, waiting, self.rules_version,
-                         self.rules_loaded_at, next_jobs, inbox_down_since=inbox_down_since)
+                         self.rules_loaded_at, next_jobs, inbox_down_since=inbox_down_since,
+                         role=role)
 
 
 def write(db: Database, beat: Heartbeat) -> bool:
-    """Record `beat` in a light transaction; a failure is logged, never raised (a missed beat
-    must not stop mail). Whether it was written."""
+    """Record `beat` in a light transaction, and forget the beats of instances gone for a
+    day; a failure is logged, never raised (a missed beat must not stop mail). Whether it
+    was written."""
     try:
         with db.transaction(durable=False) as session:
-            session.merge(State(name=HEARTBEAT, value=beat.as_json(), at=beat.beat_at))
+            session.merge(State(name=beat.key, value=beat.as_json(), at=beat.beat_at))
+            session.execute(delete(State).where(State.name.startswith(HEARTBEAT),
+                                                State.at < beat.beat_at - FORGOTTEN))
         return True
     except SQLAlchemyError as exc:
         log.warning("the heartbeat could not be written: %s", exc)
         return False
+
+
+def forget_gone(db: Database, alone: bool) -> None:
+    """At a start: forget the beats of instances that died on this host (their pid is gone),
+    or of every other instance if this one is `alone` (SQLite's lock says so)."""
+    with db.transaction() as session:
+        for state in session.scalars(select(State).where(State.name.startswith(HEARTBEAT))):
+            host, _, pid = state.name.removeprefix(HEARTBEAT).rpartition(":")
+            if alone or (host == socket.gethostname() and pid.isdigit() and _gone(int(pid))):
+                session.delete(state)
+
+
+def _gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, another user's
+        return False
+    return pid == os.getpid()  # this process is starting: any beat of its pid is stale
 
 
 def stopped(beat: Heartbeat, at: datetime) -> Heartbeat:
@@ -128,16 +160,21 @@ class Unreadable(Exception):
 
 
 def read(db: Database) -> Heartbeat | None:
-    """The last heartbeat written, or None if no daemon ever beat on this database."""
+    """The last heartbeat of the instance that holds the inbox, or None if no daemon ever
+    beat on this database."""
+    return leader(instances(db))
+
+
+def instances(db: Database) -> tuple[Heartbeat, ...]:
+    """The last heartbeat of each instance, newest first; none if no daemon ever beat on
+    this database."""
     with db.transaction() as session:
-        state = session.get(State, HEARTBEAT)
-        if state is None:
-            return None
-        try:
-            return Heartbeat.from_json(state.value)
-        except (KeyError, ValueError, TypeError, AttributeError) as exc:
-            raise Unreadable(f"the heartbeat is malformed: {type(exc).__name__}: {exc}"
-                             ) from exc
+        states = session.scalars(select(State).where(State.name.startswith(HEARTBEAT))).all()
+    try:
+        beats = [Heartbeat.from_json(state.value) for state in states]
+    except (KeyError, ValueError, TypeError, AttributeError) as exc:
+        raise Unreadable(f"the heartbeat is malformed: {type(exc).__name__}: {exc}") from exc
+    return tuple(sorted(beats, key=lambda beat: beat.beat_at, reverse=True))
 
 
 @dataclass(frozen=True)
@@ -159,10 +196,16 @@ class Status:
     """The service as seen at `now`: the heartbeat and what the database holds."""
 
     now: datetime
-    heartbeat: Heartbeat | None
+    heartbeat: Heartbeat | None  # the instance that holds the inbox (or last held it)
     outbox: OutboxCounts
     quarantined: int
     coming: tuple[ScheduledJob, ...] = ()  # what falls due next, by the database and config
+    instances: tuple[Heartbeat, ...] = ()  # every instance's last beat, newest first
+
+    def others_gone(self, stale: timedelta) -> list[Heartbeat]:
+        """The other instances that did not stop, yet beat no more within `stale`."""
+        return [beat for beat in self.instances if beat != self.heartbeat
+                and beat.stopped_at is None and self.now - beat.beat_at > stale]
 
     @property
     def age(self) -> timedelta | None:
@@ -192,8 +235,16 @@ class Status:
 
 
 def status(db: Database, config: Config, now: datetime) -> Status:
-    """Read the heartbeat, the outbox and quarantine counts, and what falls due next."""
-    return Status(now, read(db), outbox_counts(db, now), quarantined(db), coming(db, config, now))
+    """Read the heartbeats, the outbox and quarantine counts, and what falls due next."""
+    beats = instances(db)
+    return Status(now, leader(beats), outbox_counts(db, now), quarantined(db),
+                  coming(db, config, now), beats)
+
+
+def leader(beats: tuple[Heartbeat, ...]) -> Heartbeat | None:
+    """The newest beat of an instance that held the inbox (else the newest of any)."""
+    return next((beat for beat in beats if beat.role == LEADER),
+                beats[0] if beats else None)
 
 
 def outbox_counts(db: Database, now: datetime) -> OutboxCounts:

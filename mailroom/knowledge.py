@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import functools
-import operator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import Select, case, column, func, select, table, text
+from sqlalchemy import REAL, Select, cast, column, delete, func, select, table, text
+from sqlalchemy.dialects.postgresql import ARRAY, TSQUERY, TSVECTOR, insert
 from sqlalchemy.orm import Session
 
 from mailroom.store.models import Request, reference_of
@@ -26,11 +26,20 @@ QUERY_TERMS = 16  # the subject and the first words of the text: enough to find 
 # and each more word widens the matches bm25 must rank (about 50 ms over 20,000 solved)
 SHARED_TERMS = 2  # one word in common is chance ("masuk", "email"); two say it is alike
 CANDIDATES = 5  # of each offered, this many are ranked before SHARED_TERMS sorts them
-LIKE_TERMS = 12  # the portable search compares each word against every solved request
 KNOWLEDGE = table("knowledge", column("rowid"), column("subject"), column("body"),
                   column("solution"))  # the SQLite FTS5 table (migration 0006)
 # bm25 weights of the FTS5 columns subject, body, solution: a subject says most in fewest words
 RANK = text("bm25(knowledge, 2.0, 1.0, 1.0)")
+DOCUMENTS = table("knowledge", column("request_id"),
+                  column("document", TSVECTOR))  # the PostgreSQL text-search table (0007)
+# ts_rank's weights of the labels D, C, B, A: the subject's words are A, the others B, as 2, 1
+WEIGHTS = [0.1, 0.2, 0.5, 1.0]
+# a tsvector holds lexemes of at most 2046 bytes, 256 positions of each, and 1 MB of lexemes
+# and positions in all (positions past 16383 are one: 32 KB at most): longer "words" are
+# codes, not what anyone searches; the first message is cut where the lexemes fill the budget
+WORD_BYTES = 200
+POSITIONS = 256
+DOCUMENT_BYTES = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -59,11 +68,12 @@ class Knowledge(Protocol):
 
 
 def index_for(session: Session) -> Knowledge:
-    """SQLite's full-text index; elsewhere a portable search of the requests themselves
-    (where a PostgreSQL full-text implementation of Knowledge would take over)."""
-    if session.get_bind().dialect.name == "sqlite":
-        return FullText(session)
-    return Portable(session)
+    """The full-text index of the session's database: SQLite's FTS5 or PostgreSQL's text
+    search."""
+    kind = session.get_bind().dialect.name
+    if kind not in INDEXES:
+        raise LookupError(f"no knowledge index for {kind} databases: SQLite or PostgreSQL")
+    return INDEXES[kind](session)
 
 
 def remember(session: Session, request: Request) -> None:
@@ -133,10 +143,51 @@ def match_query(about: str) -> str:
 
 def indexed(request: Request) -> dict[str, Any]:
     """The columns of a request's row in the full-text index: its normalised words."""
-    first = next((m for m in request.messages if m.direction == "in"), None)
-    body = (first.new_text or first.text) if first is not None else ""
     return {"id": request.id, "subject": " ".join(terms(request.subject)),
-            "body": " ".join(terms(body)), "solution": " ".join(terms(request.solution))}
+            "body": " ".join(terms(first_text(request))),
+            "solution": " ".join(terms(request.solution))}
+
+
+def first_text(request: Request) -> str:
+    """What the requester wrote first: the text of the request's first inbound message."""
+    first = next((m for m in request.messages if m.direction == "in"), None)
+    return (first.new_text or first.text) if first is not None else ""
+
+
+def quoted(lexeme: str) -> str:
+    """A lexeme as PostgreSQL reads it in a tsvector or tsquery: quoted, so none is syntax."""
+    return "'" + lexeme.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+def any_of(about: str) -> str:
+    """A tsquery matching any of the stems of `about`'s words."""
+    sought = dict.fromkeys(stem(term) for term in terms(about)[:QUERY_TERMS])
+    return " | ".join(quoted(word) for word in sought if len(word.encode()) <= WORD_BYTES)
+
+
+def document(subject: str, body: str, solution: str) -> str:
+    """A request's words as a PostgreSQL tsvector: each stem with its positions, labelled A
+    in the subject and B elsewhere; the first message last, cut where the budget ends."""
+    places: dict[str, list[str]] = {}
+    size = 0
+    for position, (word, label) in enumerate(_labelled(subject, solution, body), start=1):
+        if word not in places:
+            size += len(word.encode()) + 6  # its bytes, their alignment, a count, a position
+            if size > DOCUMENT_BYTES:
+                break
+            places[word] = []
+        if len(places[word]) < POSITIONS:
+            places[word].append(f"{position}{label}")
+    return " ".join(f"{quoted(word)}:{','.join(at)}" for word, at in places.items())
+
+
+def _labelled(subject: str, solution: str, body: str) -> Iterator[tuple[str, str]]:
+    """The stems of the words of each text (none too long), with the text's weight label."""
+    for label, said in (("A", subject), ("B", solution), ("B", body)):
+        for word in words(said):
+            stemmed = stem(word)
+            if len(stemmed.encode()) <= WORD_BYTES:
+                yield stemmed, label
 
 
 def _offered(exclude: int | None,
@@ -152,11 +203,17 @@ def _offered(exclude: int | None,
     return offered
 
 
-def _solved(rows: Any) -> list[Solved]:
-    """Solved requests from rows of `_offered()`, each followed by the texts its words are in."""
-    return [Solved(reference_of(number), department, subject, solution, resolved,
-                   frozenset(stem(term) for term in terms(" ".join(texts))))
-            for number, department, subject, solution, resolved, *texts in rows]
+def _stems_in(texts: list[Any]) -> frozenset[str]:
+    """The stems of the words of the texts a row of the full-text index holds."""
+    return frozenset(stem(term) for term in terms(" ".join(texts)))
+
+
+def _solved(rows: Any,
+            stems: Callable[[list[Any]], frozenset[str]] = _stems_in) -> list[Solved]:
+    """Solved requests from rows of `_offered()`, each followed by the texts its words are in
+    (or by what `stems` reads its stems from)."""
+    return [Solved(reference_of(number), department, subject, solution, resolved, stems(rest))
+            for number, department, subject, solution, resolved, *rest in rows]
 
 
 class FullText:
@@ -185,25 +242,41 @@ class FullText:
         return _solved(self.session.execute(statement.order_by(RANK).limit(limit)))
 
 
-class Portable:
-    """Any database: the requests' subjects and solutions searched with LIKE, ranked by how
-    many of the words each holds. Slower than a full-text index, and needs none."""
+class TextSearch:
+    """PostgreSQL text search (`knowledge`: request_id; document, the tsvector of the stems
+    of subject, solution and first message), ranked by ts_rank, the subject weighted most."""
 
     def __init__(self, session: Session) -> None:
         self.session = session
 
     def remember(self, request: Request) -> None:
-        """Nothing to keep: the solution is searched where the request holds it."""
+        if not request.solution.strip():
+            self.session.execute(delete(DOCUMENTS).where(DOCUMENTS.c.request_id == request.id))
+            return
+        words = cast(document(request.subject, first_text(request), request.solution), TSVECTOR)
+        kept = insert(DOCUMENTS).values(request_id=request.id, document=words)
+        self.session.execute(kept.on_conflict_do_update(
+            index_elements=[DOCUMENTS.c.request_id], set_={"document": kept.excluded.document}))
 
     def similar(self, about: str, limit: int, exclude: int | None,
                 department: str | None = None) -> list[Solved]:
-        sought = terms(about)[:LIKE_TERMS]
-        if not sought:
+        query = any_of(about)
+        if not query:
             return []
-        said = func.lower(Request.subject + " " + Request.solution)
-        score = functools.reduce(operator.add, [
-            case((said.contains(term, autoescape=True), 1), else_=0) for term in sought])
-        statement = _offered(exclude, department).add_columns(Request.subject, Request.solution)
-        statement = statement.where(score > 0)
-        ranked = statement.order_by(score.desc(), Request.resolved_at.desc()).limit(limit)
-        return _solved(self.session.execute(ranked))
+        sought = cast(query, TSQUERY)
+        rank = func.ts_rank(cast(WEIGHTS, ARRAY(REAL)), DOCUMENTS.c.document, sought)
+        statement = _offered(exclude, department).add_columns(
+            func.tsvector_to_array(DOCUMENTS.c.document)).join(
+            DOCUMENTS, DOCUMENTS.c.request_id == Request.id).where(
+            DOCUMENTS.c.document.bool_op("@@")(sought))
+        ranked = statement.order_by(rank.desc(), Request.resolved_at.desc(), Request.id.desc())
+        return _solved(self.session.execute(ranked.limit(limit)), _lexemes)
+
+
+def _lexemes(columns: list[Any]) -> frozenset[str]:
+    """The stems of a solved request: the lexemes of its document (`TextSearch`)."""
+    return frozenset(columns[0])
+
+
+INDEXES: dict[str, Callable[[Session], Knowledge]] = {"sqlite": FullText,
+                                                      "postgresql": TextSearch}

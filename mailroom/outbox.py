@@ -8,7 +8,6 @@ import logging
 import mailbox
 import os
 import smtplib
-import socket
 import ssl
 import time
 from collections.abc import Callable
@@ -29,14 +28,15 @@ from mailroom.compose import Composer, Mail
 from mailroom.config import Config, Department, Outgoing, Server
 from mailroom.errors import MailroomError, TransientError
 from mailroom.parse import Attachment
-from mailroom.store.db import Database
+from mailroom.store.db import Database, Instance, Passing
 from mailroom.store.models import Event, Message, reference_of
 from mailroom.store.models import Outgoing as Queued
 
 log = logging.getLogger(__name__)
 MAX_BACKOFF = timedelta(hours=1)
-CLAIM = timedelta(minutes=10)  # longer than a batch of sends takes, timeouts included
+CLAIM = timedelta(minutes=10)  # SQLite: longer than a batch of sends takes, timeouts included
 CLAIM_BATCH = 50  # mails claimed at a time: after a crash, at most these wait for CLAIM
+GRACE_SECONDS = 5.0  # a server database: claims of an instance gone this long are taken back
 HELD = "could not compose"
 CARRYING = ("forward", "transfer", "relay", "update")  # mails that carry their message's files
 FIRST = case((Queued.template == "ack", 0), else_=1)  # acknowledgments go ahead of a backlog
@@ -273,23 +273,34 @@ class Flushed:
     skipped: int = 0  # another sender took it
     problem: str = ""  # the server refuses us (authentication, sender): an admin must act
     more: bool = False  # the limit was reached: more may be due
+    lost: bool = False  # this instance may have lost its claims (its database connection)
     ack_seconds: list[float] = field(default_factory=list)  # arrival to ack sent, each ack
 
 
 class Outbox:
     """Sends what the outbox holds: each mail claimed, then marked sent once the server took it.
 
-    A claim lasts CLAIM; a mail whose sender died while holding it is sent again after that,
-    so a crash can repeat a mail (with its Message-ID, which clients fold) but never lose it.
+    Several instances send from one outbox: each claims rows no other holds (on PostgreSQL,
+    `FOR UPDATE SKIP LOCKED`). A mail whose sender died while holding it is sent again, so
+    a crash can repeat the mail in hand (with its Message-ID, which clients fold) but never
+    lose it. On SQLite a claim lasts CLAIM; on a server database, as long as its instance
+    lives (Instance.living), which stops sending the moment it may have lost its claims.
     """
 
     def __init__(self, db: Database, config: Config, composer: Composer,
-                 transport: Transport, clock: Clock) -> None:
+                 transport: Transport, clock: Clock, instance: Instance | None = None) -> None:
         self.db, self.config, self.composer = db, config, composer
         self.transport, self.clock = transport, clock
-        self.name = f"{socket.gethostname()}:{os.getpid()}"
+        self.instance: Instance = instance or Passing()
         self.unwell = 0  # flushes in a row the server failed: the whole queue backs off
         self.resume_at: datetime | None = None
+        self.gone: dict[str, float] = {}  # claimers seen gone, since (time.monotonic())
+        self.looked = 0.0  # time.monotonic() claims of instances gone were last looked for
+
+    @property
+    def name(self) -> str:
+        """What this sender's claims are marked with."""
+        return self.instance.name
 
     def flush(self, limit: int | None = None, about: int | None = None) -> Flushed:
         """Send the due mails, acknowledgments first, over one connection: `limit` at most
@@ -299,8 +310,9 @@ class Outbox:
         if self.resume_at is not None and self.clock.now() < self.resume_at:
             return result
         taken = 0
+        self._reclaim()
         try:
-            while not result.deferred:
+            while not (result.deferred or result.lost):
                 room = CLAIM_BATCH if limit is None else min(CLAIM_BATCH, limit - taken)
                 claimed = self._claim(room, about) if room > 0 else []
                 if not claimed:
@@ -332,6 +344,9 @@ class Outbox:
                 session.commit()  # no transaction stays open while a server takes mail
                 by_id = {row.id: row for row in rows}
                 for row_id in claimed:
+                    if not self.instance.lives():  # another may be sending these now
+                        result.lost = True
+                        break
                     with logs.about(_reference(by_id.get(row_id))):
                         outcome = self._deliver(session, by_id.get(row_id), result)
                     session.commit()
@@ -357,16 +372,39 @@ class Outbox:
         wait = min(timedelta(seconds=30 * 2 ** min(self.unwell - 1, 10)), MAX_BACKOFF)
         self.resume_at = self.clock.now() + wait
 
+    def _reclaim(self) -> None:
+        """Free the claims of instances gone for GRACE_SECONDS (at most once a second): a
+        server database tells which instances live."""
+        if time.monotonic() - self.looked < 1.0:
+            return
+        self.looked = time.monotonic()
+        living = self.instance.living()
+        if living is None:
+            return
+        with self.db.transaction() as session:
+            claimers = set(session.scalars(select(Queued.claimed_by).distinct().where(
+                Queued.status == "pending", Queued.claimed_by != "")))
+            gone = {name for name in claimers - {self.name}
+                    if name.rpartition(":")[2] not in living}
+            self.gone = {name: self.gone.get(name, self.looked) for name in gone}
+            expired = [name for name, since in self.gone.items()
+                       if self.looked - since >= GRACE_SECONDS]
+            if expired:
+                session.execute(update(Queued).where(Queued.status == "pending",
+                                                     Queued.claimed_by.in_(expired))
+                                .values(claimed_by="", claimed_until=None))
+                log.warning("took back the outbox claims of %s, gone", ", ".join(expired))
+
     def _claim(self, limit: int, about: int | None = None) -> list[int]:
         """Take the due mails no other sender holds; a claim is one row update each."""
         now = self.clock.now()
-        free = _unclaimed(now, self.name)
+        free = _unclaimed(now, self.name, expiring=self.db.is_sqlite)
         caused = [] if about is None else [Queued.inbound_id == about]
         with self.db.transaction() as session:
             due = list(session.scalars(
                 select(Queued.id).where(Queued.status == "pending",
                                         Queued.next_attempt_at <= now, free, *caused)
-                .order_by(FIRST, Queued.id).limit(limit)))
+                .order_by(FIRST, Queued.id).limit(limit).with_for_update(skip_locked=True)))
             session.execute(update(Queued).where(Queued.id.in_(due), Queued.status == "pending",
                                                  free)
                             .values(claimed_by=self.name, claimed_until=now + CLAIM))
@@ -510,9 +548,12 @@ def reclaim(db: Database) -> int:
         return int(freed.rowcount)  # type: ignore[attr-defined]
 
 
-def _unclaimed(now: datetime, mine: str) -> ColumnElement[bool]:
-    """Not claimed, the claim expired, or claimed by this sender in an earlier flush that
-    failed before it could give its claims back (one sender flushes one batch at a time)."""
+def _unclaimed(now: datetime, mine: str, expiring: bool) -> ColumnElement[bool]:
+    """Not claimed, the claim expired (`expiring`: claims that only time ends), or claimed by
+    this sender in an earlier flush that failed before it could give its claims back (one
+    sender flushes one batch at a time)."""
+    if not expiring:
+        return or_(Queued.claimed_by == "", Queued.claimed_by == mine)
     return or_(Queued.claimed_until.is_(None), Queued.claimed_until < now,
                Queued.claimed_by == mine)
 

@@ -398,6 +398,7 @@ class FreezingProxy:
     in ``hung_up``) and passed on after ``thaw()``. ``freeze_after(pattern)`` freezes as soon
     as a chunk containing ``pattern`` has passed, in either direction. ``transcript`` keeps
     every chunk passed on, as ("client" | "server", bytes), so tests can see what was said.
+    ``cut()`` closes every connection, both ways, and refuses new ones from then on.
     """
 
     def __init__(self, target_port: int) -> None:
@@ -405,6 +406,7 @@ class FreezingProxy:
         self.accepted = 0  # connections taken and joined to the target
         self.hung_up = 0  # connections the client closed
         self.frozen = threading.Event()
+        self.severed = threading.Event()
         self.transcript: list[tuple[str, bytes]] = []
         self._trigger: bytes | None = None
         self._links: list[_Link] = []
@@ -436,6 +438,14 @@ class FreezingProxy:
         """Freeze once `pattern` has passed through, from the client or from the server."""
         self._trigger = pattern
 
+    def cut(self) -> None:
+        """Close every connection through the proxy, both ways, and refuse new ones: the
+        network between the two ends is gone."""
+        self.severed.set()
+        deadline = time.monotonic() + 5
+        while self._listener is not None and time.monotonic() < deadline:
+            time.sleep(0.01)
+
     def thaw(self) -> None:
         """Forward again, starting with what clients sent while frozen."""
         self.frozen.clear()
@@ -452,6 +462,10 @@ class FreezingProxy:
 
     def _serve(self) -> None:
         while self._running:
+            if self.severed.is_set():
+                self._sever()
+                time.sleep(0.05)
+                continue
             if not self.frozen.is_set():
                 self._release()
             watched = self._watched()
@@ -460,6 +474,13 @@ class FreezingProxy:
                 time.sleep(0.05)
             for sock in ready:
                 self._on_readable(sock)
+
+    def _sever(self) -> None:
+        for link in list(self._links):
+            self._close(link)
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
 
     def _watched(self) -> list[socket.socket]:
         frozen = self.frozen.is_set()

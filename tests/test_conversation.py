@@ -21,7 +21,7 @@ from mailroom.daemon import Daemon
 from mailroom.store.db import Database
 from mailroom.store.models import Message, Outgoing, Request
 from tests.servers import Dovecot, SmtpCapture
-from tests.sites import request_mail
+from tests.sites import database_of, request_mail
 from tests.test_daemon_imap import imap_site
 
 REPLIES = Path(__file__).parent / "data" / "replies"
@@ -84,7 +84,7 @@ class Desk:
         self.deliver(reply.as_bytes())
 
     def request(self, number: int = 1) -> Request:
-        db = Database(f"sqlite:///{self.config.parent / 'mailroom.db'}")
+        db = Database(database_of(self.config))
         with db.transaction() as session:
             request = session.get(Request, number)
             assert request is not None
@@ -97,7 +97,7 @@ class Desk:
         return [e.kind for e in self.request(number).events if e.kind != "mail sent"]
 
     def last_inbound(self) -> Message:
-        db = Database(f"sqlite:///{self.config.parent / 'mailroom.db'}")
+        db = Database(database_of(self.config))
         with db.transaction() as session:
             message = session.scalars(select(Message).order_by(Message.id.desc())).first()
         db.close()
@@ -106,7 +106,7 @@ class Desk:
 
     def stored(self, model: type[Any]) -> list[Any]:
         """Every stored row of `model` (Request, Outgoing, ...), oldest first."""
-        db = Database(f"sqlite:///{self.config.parent / 'mailroom.db'}")
+        db = Database(database_of(self.config))
         with db.transaction() as session:
             rows = list(session.scalars(select(model).order_by(model.id)))
         db.close()
@@ -651,7 +651,7 @@ def test_requests_lists_status_assignee_and_transfers(
 def test_every_message_of_the_conversation_keeps_its_raw_bytes(desk: Desk) -> None:
     _, forward = desk.open()
     desk.reply(forward, AGUS, "Baik.\n\n> kutipan lama")
-    db = Database(f"sqlite:///{desk.config.parent / 'mailroom.db'}")
+    db = Database(database_of(desk.config))
     with db.transaction() as session:
         reply = session.scalars(select(Message).where(Message.outcome == "reply")).one()
         assert b"kutipan lama" in (reply.raw or b"")

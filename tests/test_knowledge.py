@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from email.message import EmailMessage
@@ -12,14 +12,13 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from alembic import command
-from sqlalchemy import text
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, inspect, text
 
 from mailroom import config, knowledge
 from mailroom.cli import main
-from mailroom.knowledge import FullText, Knowledge, Portable
 from mailroom.store.db import Database, _alembic_config
 from mailroom.store.models import Message, Request
+from tests import sites
 from tests.servers import Dovecot, SmtpCapture
 from tests.sites import request_mail
 from tests.test_conversation import AGUS, BUDI, IT, RINA, Desk, staff_command, text_of
@@ -49,8 +48,9 @@ PAPERS = {"subject": "Printers keep jamming papers",
 HR, GA = "hr@contoh.co.id", "ga@contoh.co.id"
 SIMILAR = "Permintaan serupa yang sudah diselesaikan:"
 HOSTILE = 'e-mail rock\'n\'roll NEAR( "printer" AND * -macet ^col: OR ) NOT "'
+# the operators, quotes and escapes of a PostgreSQL tsquery, between and inside words
+TSQUERY = "printer & !macet | (laptop:*) rock'n'roll's :A \\ 'kertas' \\'lantai' & !|"
 NOTHING = (1, "no solved request matches\n")  # exit status 1, as grep
-IMPLEMENTATIONS: list[Callable[[Session], Knowledge]] = [FullText, Portable]
 
 
 @pytest.fixture
@@ -76,18 +76,24 @@ def kb_search(desk: Desk, capsys: pytest.CaptureFixture[str], *words: str) -> tu
 
 @contextmanager
 def database_of(desk: Desk) -> Iterator[Database]:
-    db = Database(f"sqlite:///{desk.config.parent / 'mailroom.db'}")
+    db = Database(sites.database_of(desk.config))
     try:
         yield db
     finally:
         db.close()
 
 
-def found_by(desk: Desk, index: Callable[[Session], Knowledge], about: str,
-             exclude: int | None = None, department: str | None = None) -> list[str]:
-    """The references `index` offers for `about`, best first."""
+def found_by(desk: Desk, about: str, exclude: int | None = None,
+             department: str | None = None) -> list[str]:
+    """The references the knowledge index offers for `about`, best first."""
     with database_of(desk) as db, db.transaction() as session:
-        return [s.reference for s in index(session).similar(about, 3, exclude, department)]
+        return [s.reference for s in knowledge.similar(session, about, 3, exclude, department)]
+
+
+def indexed_requests(connection: Connection) -> list[int]:
+    """The ids of the requests the knowledge table holds, on either database."""
+    number = "rowid" if connection.dialect.name == "sqlite" else "request_id"
+    return list(connection.scalars(text(f"SELECT {number} FROM knowledge ORDER BY 1")))
 
 
 def it_zone(desk: Desk) -> ZoneInfo:
@@ -171,7 +177,7 @@ def test_one_suffixed_word_in_common_is_not_alike(desk: Desk) -> None:
     forward = desk.last_to(GA)
     assert "REQ-000002" in forward["Subject"] and offered(forward) == ""
     about = f"{CAR['subject']}\n{CAR['body']}"
-    assert found_by(desk, FullText, about) == ["REQ-000001"]  # found, and not offered
+    assert found_by(desk, about) == ["REQ-000001"]  # found, and not offered
 
 
 def test_english_plurals_and_singulars_are_the_same_words(desk: Desk) -> None:
@@ -280,25 +286,29 @@ def test_kb_search_limit_is_a_whole_number_of_one_or_more(
         capsys.readouterr().err
 
 
-@pytest.mark.parametrize("index", IMPLEMENTATIONS)
-def test_both_implementations_rank_and_exclude_alike(
-        desk: Desk, index: Callable[[Session], Knowledge]) -> None:
+def test_the_index_ranks_excludes_and_keeps_to_a_department(desk: Desk) -> None:
     solve_two(desk)
-    assert found_by(desk, index, "printer macet laptop") == ["REQ-000002", "REQ-000001"]
-    assert found_by(desk, index, "printer macet laptop", exclude=2) == ["REQ-000001"]
-    assert found_by(desk, index, "printer macet laptop", department="it") == [
+    assert found_by(desk, "printer macet laptop") == ["REQ-000002", "REQ-000001"]
+    assert found_by(desk, "printer macet laptop", exclude=2) == ["REQ-000001"]
+    assert found_by(desk, "printer macet laptop", department="it") == [
         "REQ-000002", "REQ-000001"]
-    assert found_by(desk, index, "printer macet laptop", department="hr") == []
-    assert found_by(desk, index, HOSTILE) == ["REQ-000002"]
-    assert found_by(desk, index, "kunci lemari") == []
+    assert found_by(desk, "printer macet laptop", department="hr") == []
+    assert found_by(desk, HOSTILE) == ["REQ-000002"]
+    assert found_by(desk, "kunci lemari") == []
 
 
 def test_words_are_found_in_other_forms(desk: Desk) -> None:
     solve_two(desk)
-    assert found_by(desk, FullText, "printers jammed") == ["REQ-000002"]  # English stems
-    assert found_by(desk, FullText, "laptopnya") == ["REQ-000001"]  # an Indonesian suffix
-    assert found_by(desk, FullText, "tersangkutnya") == ["REQ-000002"]
-    assert found_by(desk, FullText, "kertasnya") == ["REQ-000002"]  # the first message's
+    assert found_by(desk, "printers jammed") == ["REQ-000002"]  # English stems
+    assert found_by(desk, "laptopnya") == ["REQ-000001"]  # an Indonesian suffix
+    assert found_by(desk, "tersangkutnya") == ["REQ-000002"]
+    assert found_by(desk, "kertasnya") == ["REQ-000002"]  # the first message's
+
+
+def test_text_search_syntax_in_a_query_is_only_text(desk: Desk) -> None:
+    solve_two(desk)
+    assert found_by(desk, TSQUERY) == ["REQ-000002", "REQ-000001"]  # "laptop" for the second
+    assert found_by(desk, "& | ! ( ) : * ' \\ <-> :* !'' '\\'") == []
 
 
 # -- reopened and resolved again ----------------------------------------------------------
@@ -316,7 +326,21 @@ def test_a_request_resolved_again_is_found_by_its_new_solution_only(
         "Motherboard laptop diganti oleh vendor."
     assert kb_search(desk, capsys, "baterai adaptor") == NOTHING
     with database_of(desk) as db, db.engine.connect() as connection:
-        assert connection.execute(text("SELECT rowid FROM knowledge")).all() == [(1,)]
+        assert indexed_requests(connection) == [1]
+
+
+def test_a_request_resolved_again_without_a_solution_is_forgotten(
+        desk: Desk, capsys: pytest.CaptureFixture[str]) -> None:
+    staff_command(desk, f"#resolve {BATTERY}")
+    with database_of(desk) as db, db.engine.connect() as connection:
+        assert indexed_requests(connection) == [1]
+    desk.reply(desk.last_to(BUDI), "Budi Santoso <budi@contoh.co.id>",
+               "Maaf, laptopnya masih mati.")
+    desk.reply(desk.last_to(IT), AGUS, "#resolve")
+    assert (desk.request().status, desk.request().solution) == ("resolved", "")
+    assert kb_search(desk, capsys, "baterai laptop") == NOTHING
+    with database_of(desk) as db, db.engine.connect() as connection:
+        assert indexed_requests(connection) == []
 
 
 def test_a_request_never_resolved_is_not_known(
@@ -326,14 +350,43 @@ def test_a_request_never_resolved_is_not_known(
     assert desk.request(1).status == "closed"
     assert kb_search(desk, capsys, "laptop menyala") == NOTHING
     assert kb_search(desk, capsys, "printer") == NOTHING
-    assert found_by(desk, Portable, "laptop menyala printer") == []
+    assert found_by(desk, "laptop menyala printer") == []
 
 
-# -- the migration ------------------------------------------------------------------------
+# -- the migrations ------------------------------------------------------------------------
 
+@pytest.mark.sqlite_only
 def test_the_migration_indexes_requests_resolved_before_it(tmp_path: Path) -> None:
+    """SQLite's FTS5 table (0006)."""
     db = Database(f"sqlite:///{tmp_path / 'old.db'}")
-    command.upgrade(_alembic_config(db.engine), "0005")
+    resolved = solved_before(db, "0005")
+    assert_known(db, resolved)
+    db.close()
+
+
+@pytest.mark.postgresql_only
+def test_the_postgresql_migration_indexes_requests_resolved_before_it(tmp_path: Path) -> None:
+    """PostgreSQL's text-search table (0007), searched through a GIN index, gone when
+    downgraded and filled again when upgraded."""
+    db = Database(sites.database_url(tmp_path, migrated=False))
+    resolved = solved_before(db, "0006")
+    assert_known(db, resolved)
+    with db.engine.connect() as connection:
+        assert list(connection.scalars(text(
+            "SELECT indexdef FROM pg_indexes WHERE tablename = 'knowledge' "
+            "AND indexdef LIKE '%USING gin (document)'"))) != []
+    command.downgrade(_alembic_config(db.engine), "0006")
+    with db.engine.connect() as connection:
+        assert not inspect(connection).has_table("knowledge")
+    db.upgrade()
+    assert_known(db, resolved)
+    db.close()
+
+
+def solved_before(db: Database, revision: str) -> datetime:
+    """A request resolved and one still open, written at `revision`; then the newest schema.
+    When the first was resolved."""
+    command.upgrade(_alembic_config(db.engine), revision)
     resolved = datetime(2026, 10, 5, 3, 0, tzinfo=UTC)
     with db.transaction() as session:
         session.add_all([
@@ -341,12 +394,16 @@ def test_the_migration_indexes_requests_resolved_before_it(tmp_path: Path) -> No
                         resolved, "Slip gaji saya bulan Oktober belum masuk ke email."),
             old_request("Slip gaji November", "", None, "Slip gaji November belum terbit.")])
     db.upgrade()
+    return resolved
+
+
+def assert_known(db: Database, resolved: datetime) -> None:
+    """The request of `solved_before` resolved is found by its subject and its first text."""
     with db.transaction() as session:
         found = knowledge.similar(session, "slip gaji")
         assert [(s.reference, s.solution, s.resolved_at) for s in found] == [
             ("REQ-000001", "Slip gaji dikirim ulang lewat portal.", resolved)]
         assert [s.reference for s in knowledge.similar(session, "email")] == ["REQ-000001"]
-    db.close()
 
 
 def old_request(subject: str, solution: str, resolved: datetime | None, body: str) -> Request:
@@ -359,3 +416,48 @@ def old_request(subject: str, solution: str, resolved: datetime | None, body: st
                                     sender="budi@contoh.co.id", subject=subject, text=body,
                                     new_text=body, outcome="new_request", created_at=at))
     return request
+
+
+# -- PostgreSQL's text search -------------------------------------------------------------
+
+AWKWARD = ["it's", "a\\b", "\\", "'", "''", "x:*", "y:A", "&|!()", "<->", "e-mail", "kata"]
+
+
+def reads(connection: Connection, vector: str, query: str = "") -> list[str]:
+    """The lexemes of the tsvector `vector` (those matching the tsquery `query`, if given)."""
+    found = connection.scalar(text(
+        "SELECT tsvector_to_array(CAST(:vector AS tsvector)) "
+        "WHERE :query = '' OR CAST(:vector AS tsvector) @@ CAST(:query AS tsquery)"),
+        {"vector": vector, "query": query})
+    return sorted(found or [])
+
+
+@pytest.mark.postgresql_only
+def test_postgresql_reads_each_lexeme_as_it_is_written(tmp_path: Path) -> None:
+    db = Database(sites.database_url(tmp_path))
+    with db.engine.connect() as connection:
+        assert reads(connection, " ".join(knowledge.quoted(w) for w in AWKWARD)) == sorted(
+            AWKWARD)
+        for word in AWKWARD:
+            others = [knowledge.quoted(w) for w in AWKWARD if w != word]
+            assert reads(connection, " ".join(others), knowledge.quoted(word)) == []
+            assert reads(connection, knowledge.quoted(word), knowledge.quoted(word)) == [word]
+    db.close()
+
+
+@pytest.mark.postgresql_only
+def test_a_document_past_postgresqls_limits_is_cut_not_refused(tmp_path: Path) -> None:
+    """A lexeme over 2046 bytes, or a tsvector over 1 MB, is an error in PostgreSQL."""
+    said = [f"kata{number:07d}" for number in range(70_000)]
+    vector = knowledge.document(f"Printer {'x' * 3000} macet", " ".join(said),
+                                "Roller dibersihkan")
+    db = Database(sites.database_url(tmp_path))
+    with db.engine.connect() as connection:
+        lexemes = set(reads(connection, vector))
+        assert {"printer", "macet", "roller", knowledge.stem("dibersihkan")} < lexemes
+        assert "x" * 3000 not in lexemes and "kata0000000" in lexemes
+        assert 50_000 < len(lexemes) < 70_000  # the first message cut, not the others
+        assert sorted(connection.scalar(text(
+            "SELECT tsvector_to_array(ts_filter(CAST(:vector AS tsvector), '{a}'))"),
+            {"vector": vector})) == ["macet", "printer"]  # the subject weighs most
+    db.close()

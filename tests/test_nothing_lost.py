@@ -15,16 +15,17 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from mailroom import outbox
 from mailroom.clock import Clock
 from mailroom.daemon import Daemon, Unrecoverable
 from mailroom.errors import TransientError
 from mailroom.intake import MAX_ATTEMPTS, QUARANTINED, Intake
 from mailroom.outbox import Outbox
 from mailroom.sources import Item
-from mailroom.store.db import Database, LockedError
+from mailroom.store.db import Database, LockedError, Passing
 from mailroom.store.models import Message, Outgoing
 from tests.servers import Dovecot, SmtpCapture
-from tests.sites import request_mail, site
+from tests.sites import break_database, request_mail, site
 from tests.test_daemon_imap import imap_site
 from tests.test_daemon_maildir import deliver, sent, take
 
@@ -41,6 +42,7 @@ def admin_site(tmp_path: Path, outgoing: str = "{kind: maildir, path: outbox}") 
     return config
 
 
+@pytest.mark.sqlite_only  # on PostgreSQL it stands by (test_instances)
 def test_a_second_instance_on_the_same_database_is_refused_until_the_first_stops(
         config: Path) -> None:
     first = Daemon(config, Clock())
@@ -123,8 +125,8 @@ def test_a_mail_claimed_by_one_sender_is_not_sent_by_another(config: Path) -> No
     daemon = Daemon(config, Clock())
     take(daemon)
     other = Outbox(daemon.db, daemon.settings.config, daemon.settings.composer,
-                   daemon.transport, Clock())
-    other.name = "another-host:1"
+                   daemon.transport, Clock(), Passing())
+    other.instance.name = "another-host:1"
     claimed = other._claim(1)  # the other instance holds the first mail, mid-send
     assert len(claimed) == 1
     result = daemon.flush()
@@ -136,13 +138,14 @@ def test_a_mail_claimed_by_one_sender_is_not_sent_by_another(config: Path) -> No
     daemon.close()
 
 
+@pytest.mark.sqlite_only  # on PostgreSQL a claim lasts as long as its instance (test_instances)
 def test_a_claim_left_by_a_dead_sender_expires_and_the_mail_goes_out(config: Path) -> None:
     deliver(config, request_mail())
     daemon = Daemon(config, Clock())
     take(daemon)
     other = Outbox(daemon.db, daemon.settings.config, daemon.settings.composer,
-                   daemon.transport, Clock())
-    other.name = "dead-host:1"
+                   daemon.transport, Clock(), Passing())
+    other.instance.name = "dead-host:1"
     other._claim(10)  # and then it died
     assert daemon.flush().sent == 0
     later = Clock(datetime.now(UTC) + timedelta(minutes=11))
@@ -273,7 +276,8 @@ def test_admin_mail_is_recognised_as_our_own_when_it_comes_back(tmp_path: Path) 
 
 
 def test_claims_left_by_an_instance_killed_mid_flush_are_freed_when_the_next_starts(
-        config: Path) -> None:
+        config: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(outbox, "GRACE_SECONDS", 0.0)  # PostgreSQL: as soon as it is gone
     deliver(config, request_mail())
     daemon = Daemon(config, Clock())
     take(daemon)
@@ -299,17 +303,10 @@ def test_a_mail_written_to_the_maildir_outbox_is_not_written_twice(config: Path)
     assert len(sent(config)) == 2
 
 
-def move_the_database_where_it_cannot_be(config: Path) -> None:
-    """Edit the config so that its database would lie under a file, not a folder."""
-    (config.parent / "blocked").write_text("a file, where a folder would have to be")
-    config.write_text(config.read_text().replace(
-        'sqlite:///mailroom.db', 'sqlite:///blocked/mailroom.db'))
-
-
 def test_a_reload_whose_new_database_cannot_be_opened_keeps_the_running_one(
         config: Path) -> None:
     daemon = Daemon(config, Clock())
-    move_the_database_where_it_cannot_be(config)
+    break_database(config)
     assert daemon.reload() is False
     deliver(config, request_mail())
     assert [o.kind for o in daemon.run_once()] == ["new_request"]  # on the old database
@@ -334,14 +331,15 @@ def test_an_outbox_that_cannot_be_written_keeps_the_mail_and_the_daemon(config: 
 def test_a_reload_that_can_reopen_neither_the_new_nor_the_old_ends_the_daemon(
         config: Path) -> None:
     daemon = Daemon(config, Clock())
-    move_the_database_where_it_cannot_be(config)
+    working = config.read_text()
+    break_database(config)
     (config.parent / "inbox").rename(config.parent / "inbox-gone")
     (config.parent / "inbox").write_text("the old inbox cannot be opened either")
     with pytest.raises(Unrecoverable, match="neither the new nor the old"):
         daemon.reload()
     (config.parent / "inbox").unlink()
     (config.parent / "inbox-gone").rename(config.parent / "inbox")
-    config.write_text(config.read_text().replace("blocked/mailroom.db", "mailroom.db"))
+    config.write_text(working)
     Daemon(config, Clock()).close()  # the failed reload left no lock behind
 
 

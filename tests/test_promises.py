@@ -22,7 +22,7 @@ from mailroom.jobs import Jobs
 from mailroom.store.db import Database, LockedError
 from mailroom.store.models import Outgoing, Request
 from tests.servers import Dovecot, SmtpCapture
-from tests.sites import request_mail
+from tests.sites import database_of, request_mail
 from tests.test_conversation import AGUS, BUDI, IT, LAPTOP, Desk, text_of
 from tests.test_daemon_imap import imap_site
 
@@ -170,7 +170,7 @@ def test_a_department_abroad_keeps_local_time_across_the_change_to_winter_time(
 
 
 def test_the_promise_is_the_80th_percentile_of_recent_first_responses(office: Office) -> None:
-    db = Database(f"sqlite:///{office.config.parent / 'mailroom.db'}")
+    db = Database(database_of(office.config))
     db.upgrade()
     with db.transaction() as session:
         for minutes in range(3, 63, 3):  # 20 answered requests: 3 to 60 working minutes
@@ -340,7 +340,7 @@ def test_restarts_clock_jumps_and_concurrent_sweeps_never_send_one_twice(office:
     daemon = Daemon(office.config, Clock(wib(2026, 11, 23, 11, 20)))
     with pytest.raises(LockedError):  # a second daemon waits for the first to stop
         Daemon(office.config, daemon.clock)
-    dbs = [daemon.db, Database(f"sqlite:///{office.config.parent / 'mailroom.db'}")]
+    dbs = [daemon.db, Database(database_of(office.config))]
     start = threading.Barrier(6)  # six sweeps at once, when a delay and an escalation are due
 
     def sweep(jobs: Jobs) -> None:

@@ -25,7 +25,7 @@ from mailroom.sources.maildir import MaildirSource
 from mailroom.store.db import Database
 from mailroom.store.models import State
 from tests.servers import HOST, Dovecot, SmtpCapture, free_port
-from tests.sites import request_mail, site
+from tests.sites import break_database, request_mail, site
 from tests.test_daemon_imap import imap_site, wait_until
 from tests.test_metrics import serving
 
@@ -206,7 +206,7 @@ def test_status_on_an_unreadable_database_exits_3(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
     config = site(tmp_path)
-    (tmp_path / "mailroom.db").mkdir()  # a folder where the database file should be
+    break_database(config)
     code, out = status(config, RUN_AT, monkeypatch, capsys)
     assert code == 3 and out.startswith("UNKNOWN: the database cannot be read")
 

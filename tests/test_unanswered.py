@@ -19,7 +19,7 @@ from mailroom.daemon import Daemon
 from mailroom.intake import IGNORED, NEW_REQUEST, QUARANTINED, Outcome
 from mailroom.store.db import Database
 from mailroom.store.models import Base, Event, Message, Outgoing, Request, State
-from tests.sites import request_mail, site
+from tests.sites import database_of, request_mail, site
 from tests.test_daemon_maildir import deliver, sent
 
 T = TypeVar("T", bound=Base)
@@ -54,7 +54,7 @@ def run(config: Path, at: datetime | None = None) -> list[Outcome]:
 
 
 def stored(config: Path, model: type[T], *where: Any) -> list[T]:
-    database = Database(f"sqlite:///{config.parent / 'mailroom.db'}")
+    database = Database(database_of(config))
     try:
         with database.transaction() as session:
             return list(session.scalars(select(model).where(*where)))

@@ -26,6 +26,7 @@ from mailroom.cli.common import (
     EX_SOFTWARE,
     EX_TEMPFAIL,
     EX_USAGE,
+    close_databases,
     command,
     config_path,
     cut,
@@ -44,7 +45,7 @@ from mailroom.intake import QUARANTINED, Intake, Outcome, arrival
 from mailroom.outbox import Outbox, transport_for
 from mailroom.parse import Inbound, parse
 from mailroom.sources.stdin import read_item
-from mailroom.store.db import Database, LockedError
+from mailroom.store.db import Database, LockedError, OldSchema
 from mailroom.store.models import Event, Message, Request
 from mailroom.store.models import Outgoing as Queued
 
@@ -58,6 +59,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         result: int = args.command(args)
         return result
+    except OldSchema as exc:  # the admin upgrades the schema first: no restart helps (78)
+        print(f"mailroom: {exc}", file=sys.stderr)
+        return EX_TEMPFAIL if args.command is ingest else EX_CONFIG
     except ConfigError as exc:  # an admin's mistake: systemd must not restart (78)
         print(exc, file=sys.stderr)
         return EX_TEMPFAIL if args.command is ingest else EX_CONFIG
@@ -72,6 +76,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"mailroom: {type(exc).__name__}: {next(iter(str(exc).splitlines()), '')}",
               file=sys.stderr)
         return EX_TEMPFAIL if args.command is ingest else EX_SOFTWARE
+    finally:
+        close_databases()
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -389,7 +395,11 @@ def replay_report(changes: list[tuple[str, str, str, str, str]], ruleset: rules.
 
 
 def db_upgrade(args: argparse.Namespace) -> int:
-    Database(config_file.load(config_path(args)).database_url).upgrade()
+    db = Database(config_file.load(config_path(args)).database_url)
+    try:
+        db.upgrade()
+    finally:
+        db.close()
     print("database schema is up to date")
     return 0
 

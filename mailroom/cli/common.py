@@ -53,12 +53,25 @@ def env_clock(running: bool = False) -> clocks.Clock:
                           ) from None
 
 
+_opened: list[Database] = []  # closed when the command ends (close_databases)
+
+
 def database(config: config_file.Config) -> Database:
-    """The database, its schema brought up to date when it is the embedded SQLite."""
+    """The database, its schema brought up to date when it is the embedded SQLite (a server
+    database must be at the newest schema: OldSchema if not)."""
     db = Database(config.database_url)
+    _opened.append(db)
     if db.is_sqlite:
         db.upgrade()
+    else:
+        db.check_schema()
     return db
+
+
+def close_databases() -> None:
+    """Close what the command opened: a server's connections end at once."""
+    while _opened:
+        _opened.pop().close()
 
 
 def zone_of(request: Request, config: config_file.Config) -> ZoneInfo:

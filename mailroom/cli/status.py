@@ -14,10 +14,12 @@ from mailroom import config as config_file
 from mailroom.cli.common import command, config_path, database, env_clock, table
 from mailroom.heartbeat import Heartbeat, ScheduledJob, Status, Unreadable, status
 
-OK, CRITICAL, UNKNOWN = 0, 2, 3  # as monitoring plugins (Nagios, Icinga) exit
+OK, WARNING, CRITICAL, UNKNOWN = 0, 1, 2, 3  # as monitoring plugins (Nagios, Icinga) exit
 DEFAULT_STALE = "3m"
 CODES = (f"Exit status (as a monitoring plugin): {OK} the daemon is alive (beat within "
-         f"--stale); {CRITICAL} it is alive but cannot read its inbox, its heartbeat is stale "
+         f"--stale); {WARNING} it is, but another instance on this database is gone (no beat "
+         f"within --stale, not stopped); {CRITICAL} it is alive but cannot read its inbox, "
+         "the heartbeat of the instance holding the inbox is stale "
          f"(or dated more than --stale ahead: clock skew), it stopped, or it never ran on this "
          f"database; {UNKNOWN} the database or the heartbeat cannot be read; 78 the config is "
          "wrong.")
@@ -60,7 +62,9 @@ def show_status(args: argparse.Namespace) -> int:
     zone = config.service.zone
     print(json.dumps(as_json(seen, state, args.stale, zone), indent=2) if args.json
           else report(seen, state, args.stale, zone))
-    return OK if state == "alive" else CRITICAL
+    if state != "alive":
+        return CRITICAL
+    return WARNING if seen.others_gone(args.stale) else OK
 
 
 def as_json(seen: Status, state: str, stale: timedelta, zone: ZoneInfo) -> dict[str, Any]:
@@ -86,7 +90,18 @@ def as_json(seen: Status, state: str, stale: timedelta, zone: ZoneInfo) -> dict[
         "rules": {"version": beat.rules_version if beat else None,
                   "loaded_at": _iso(beat.rules_loaded_at, zone) if beat else None},
         "next_jobs": [{"name": j.name, "at": _iso(j.at, zone)} for j in next_jobs(seen)],
+        "instances": [{"host": i.host, "pid": i.pid, "role": i.role,
+                       "state": _instance_state(seen, i, stale),
+                       "started_at": _iso(i.started_at, zone), "beat_at": _iso(i.beat_at, zone),
+                       "stopped_at": _iso(i.stopped_at, zone)} for i in seen.instances],
     }
+
+
+def _instance_state(seen: Status, beat: Heartbeat, stale: timedelta) -> str:
+    """alive, stopped, or gone (no beat within `stale`)."""
+    if beat.stopped_at is not None:
+        return "stopped"
+    return "gone" if seen.now - beat.beat_at > stale else "alive"
 
 
 def next_jobs(seen: Status) -> list[ScheduledJob]:
@@ -97,8 +112,18 @@ def next_jobs(seen: Status) -> list[ScheduledJob]:
 
 def report(seen: Status, state: str, stale: timedelta, zone: ZoneInfo) -> str:
     """A verdict line as monitoring plugins print it, then the figures as a table."""
-    verdict = f"{VERDICT[state]}: {_daemon_line(seen, state, stale, zone)}"
-    return f"{verdict}\n\n{table(['', 'at ' + _when(seen.now, zone)], _rows(seen, zone))}"
+    gone = seen.others_gone(stale) if state == "alive" else []
+    word = "WARNING" if gone else VERDICT[state]
+    verdict = f"{word}: {_daemon_line(seen, state, stale, zone)}"
+    if gone:
+        verdict += f"; {_count(len(gone), 'other instance')} gone"
+    figures = table(['', 'at ' + _when(seen.now, zone)], _rows(seen, zone))
+    if len(seen.instances) < 2:
+        return f"{verdict}\n\n{figures}"
+    instances = table(["instance", "role", "state", "last beat"],
+                      [[f"{i.host} pid {i.pid}", i.role, _instance_state(seen, i, stale),
+                        _when(i.beat_at, zone, seen.now)] for i in seen.instances])
+    return f"{verdict}\n\n{figures}\n\n{instances}"
 
 
 def _daemon_line(seen: Status, state: str, stale: timedelta, zone: ZoneInfo) -> str:

@@ -4,23 +4,28 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import logging
 import os
+import secrets
 import socket
 import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Protocol, TextIO
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+log = logging.getLogger(__name__)
 
 
 class Database:
@@ -69,9 +74,18 @@ class Database:
                 return None
             return connection.scalar(text("SELECT version_num FROM alembic_version"))
 
-    def lock(self) -> InstanceLock:
-        """The lock one running instance holds; LockedError if another holds it."""
-        return InstanceLock(self)
+    def instance(self) -> Instance:
+        """This process as one instance working on the database: LockedError if it is a SQLite
+        file another instance works on."""
+        return FileLock(self.url) if self.is_sqlite else Presence(self.engine)
+
+    def check_schema(self) -> None:
+        """OldSchema unless the schema is at the newest migration (a server database is never
+        upgraded by itself: its admin runs `mailroom db upgrade`)."""
+        head = ScriptDirectory.from_config(_alembic_config(self.engine)).get_current_head()
+        if (found := self._revision()) != head:
+            raise OldSchema(f"the database schema is at {found or 'nothing'}, this mailroom "
+                            f"needs {head}: run `mailroom db upgrade` (once, from one host)")
 
     def close(self) -> None:
         self.light.dispose()
@@ -79,60 +93,197 @@ class Database:
 
 
 class LockedError(Exception):
-    """Raised when another mailroom instance already works on this database."""
+    """Raised when another mailroom instance already works on this SQLite database."""
 
 
-class InstanceLock:
-    """One instance at a time on a database: SQLite by a lock file beside it (released by
-    the kernel when the process dies, even by SIGKILL); a server database by an advisory
-    lock held on a connection of its own."""
+class OldSchema(Exception):
+    """Raised when a server database's schema is older than this mailroom."""
 
-    ADVISORY_KEY = 0x6D61696C726F6F6D  # "mailroom"
 
-    def __init__(self, db: Database) -> None:
-        self.file: TextIO | None = None
-        self.connection: Connection | None = None
-        if db.is_sqlite:
-            self._lock_file(_lock_path(db.url))
-        else:
-            self._lock_advisory(db.engine)
+class Instance(Protocol):
+    """One running mailroom on its database: whether it holds the inbox, whether it lives.
 
-    def _lock_file(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        stream = path.open("a+", encoding="utf-8")
-        try:
-            fcntl.flock(stream, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            stream.seek(0)
-            holder = stream.read().strip() or "unknown"
-            stream.close()
-            raise LockedError(f"another mailroom instance ({holder}) holds {path}") from None
-        stream.seek(0)
-        stream.truncate()
-        stream.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
-        stream.flush()
-        self.file = stream
+    Only the instance that holds the inbox reads it and runs the scheduled jobs; every
+    instance sends mail from the outbox.
+    """
 
-    def _lock_advisory(self, engine: Engine) -> None:
-        connection = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
-        taken = connection.execute(text("SELECT pg_try_advisory_lock(:key)"),
-                                   {"key": self.ADVISORY_KEY}).scalar()
-        if not taken:
-            connection.close()
-            raise LockedError("another mailroom instance holds this database's advisory lock")
-        self.connection = connection
+    name: str  # what its outbox claims are marked with
+
+    def lead(self) -> bool:
+        """Take the inbox if no other instance holds it; whether this one holds it now."""
+
+    def leads(self) -> bool:
+        """Whether this instance still holds the inbox (asked of the server at most every
+        CHECK_SECONDS): False as soon as its connection to the database is lost."""
+
+    def lives(self) -> bool:
+        """Whether its claims are still its own: False once the database may have given them
+        to another instance."""
+
+    def living(self) -> set[str] | None:
+        """The names of the instances alive on the database; None: only this one can be."""
+
+    def release(self) -> None: ...
+
+
+class FileLock:
+    """SQLite: one instance at a time, by a lock file beside the database (released by the
+    kernel when the process dies, even by SIGKILL); it holds the inbox from the start."""
+
+    def __init__(self, url: str) -> None:
+        self.name = f"{socket.gethostname()}:{os.getpid()}"
+        self.file: TextIO | None = _lock_file(_lock_path(url))
+
+    def lead(self) -> bool:
+        return self.file is not None
+
+    leads = lives = lead
+
+    def living(self) -> set[str] | None:
+        return None
 
     def release(self) -> None:
         if self.file is not None:
             fcntl.flock(self.file, fcntl.LOCK_UN)
             self.file.close()
             self.file = None
+
+
+class Passing:
+    """A command that sends a few mails and ends (`ingest`): it holds no lock, and claims
+    under its host and pid; on a server database, others take back what it left claimed
+    (Outbox.GRACE after they see it)."""
+
+    def __init__(self) -> None:
+        self.name = f"{socket.gethostname()}:{os.getpid()}"
+
+    def lead(self) -> bool:
+        return False
+
+    leads = lead
+
+    def lives(self) -> bool:
+        return True
+
+    def living(self) -> set[str] | None:
+        return None
+
+    def release(self) -> None:
+        pass
+
+
+def _lock_file(path: Path) -> TextIO:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    stream = path.open("a+", encoding="utf-8")
+    try:
+        fcntl.flock(stream, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        stream.seek(0)
+        holder = stream.read().strip() or "unknown"
+        stream.close()
+        raise LockedError(f"another mailroom instance ({holder}) holds {path}; on one SQLite "
+                          "file only one can run (several need PostgreSQL)") from None
+    stream.seek(0)
+    stream.truncate()
+    stream.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
+    stream.flush()
+    return stream
+
+
+class Presence:
+    """PostgreSQL: an instance holds a connection of its own, and on it an advisory lock named
+    after itself for as long as it lives (so others see it alive), and the inbox's advisory
+    lock while it leads. When the process or its connection dies, the server frees both."""
+
+    NAMESPACE = 0x6D61696C  # "mail": the first key of mailroom's advisory locks
+    INBOX = 0  # the second key of the inbox's lock; an instance's own is its number
+    CHECK_SECONDS = 0.2  # how stale the answer of leads() and lives() may be
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.number, self.name = 0, ""
+        self.connection: Connection | None = None
+        self.leading = False
+        self.checked = 0.0  # time.monotonic() of the last good answer from the server
+        self._join()
+
+    def _join(self) -> None:
+        """Connect, and take a lock of a number nobody else has: each time under a new name,
+        so that claims made under the old one are seen as those of an instance gone."""
+        self.number = secrets.randbelow(2**31 - 1) + 1
+        self.name = f"{socket.gethostname()}:{os.getpid()}:{self.number}"
+        connection = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        for setting in KEEPALIVE:  # a silent network cut frees our locks within seconds
+            connection.exec_driver_sql(setting)
+        connection.execute(text("SELECT pg_advisory_lock(:space, :number)"),
+                           {"space": self.NAMESPACE, "number": self.number})
+        self.connection, self.checked = connection, time.monotonic()
+
+    def lead(self) -> bool:
+        if self.leading:
+            return self.leads()
+        if self.connection is None:  # lost: join again first, as a new instance
+            self._join()
+        if not self.lives(force=True):
+            return False
+        self.leading = bool(self._ask(lambda c: c.execute(
+            text("SELECT pg_try_advisory_lock(:space, :inbox)"),
+            {"space": self.NAMESPACE, "inbox": self.INBOX}).scalar()))
+        return self.leading
+
+    def leads(self) -> bool:
+        self.leading = self.leading and self.lives()
+        return self.leading
+
+    def lives(self, force: bool = False) -> bool:
+        if force or time.monotonic() - self.checked >= self.CHECK_SECONDS:
+            self._ask(lambda c: c.exec_driver_sql("SELECT 1"))
+        return self.connection is not None
+
+    def living(self) -> set[str] | None:
+        """Read from the server's lock table: an instance's lock goes with its session."""
+        rows = self._ask(lambda c: c.execute(text(
+            "SELECT objid FROM pg_locks WHERE locktype = 'advisory' AND granted "
+            "AND objsubid = 2 AND classid = :space AND objid <> :inbox AND database = "
+            "(SELECT oid FROM pg_database WHERE datname = current_database())"),
+            {"space": self.NAMESPACE, "inbox": self.INBOX}).scalars().all())
+        return None if rows is None else {str(number) for number in rows}
+
+    def _ask(self, question: Callable[[Connection], Any]) -> Any:
+        """Ask on our own connection; a failure means it is lost, and with it our locks."""
+        if self.connection is None:
+            return None
+        try:
+            answer = question(self.connection)
+        except SQLAlchemyError as exc:
+            log.error("lost the database connection that holds this instance's locks: %s",
+                      str(exc).splitlines()[0])
+            self._drop()
+            return None
+        self.checked = time.monotonic()
+        return answer
+
+    def _drop(self) -> None:
+        self.leading = False
         if self.connection is not None:
-            with contextlib.suppress(Exception):  # a lost session has lost the lock, too
-                self.connection.execute(text("SELECT pg_advisory_unlock(:key)"),
-                                        {"key": self.ADVISORY_KEY})
-            self.connection.close()
+            with contextlib.suppress(Exception):
+                self.connection.invalidate()
+                self.connection.close()
             self.connection = None
+
+    def release(self) -> None:
+        if self.connection is not None:
+            with contextlib.suppress(Exception):  # a lost session has lost its locks, too
+                self.connection.exec_driver_sql("SELECT pg_advisory_unlock_all()")
+        self._drop()
+
+
+# a connection that goes silent (a network cut) fails within seconds instead of hanging
+SERVER_CONNECTION = {"application_name": "mailroom", "connect_timeout": 10, "keepalives": 1,
+                     "keepalives_idle": 5, "keepalives_interval": 2, "keepalives_count": 3,
+                     "tcp_user_timeout": 10000}
+KEEPALIVE = ("SET tcp_keepalives_idle = 2", "SET tcp_keepalives_interval = 1",
+             "SET tcp_keepalives_count = 3", "SET tcp_user_timeout = 5000")
 
 
 def _lock_path(url: str) -> Path:
@@ -145,7 +296,7 @@ def _lock_path(url: str) -> Path:
 def _engine(url: str, durable: bool = True) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        engine = create_engine(url, pool_pre_ping=True)
+        engine = create_engine(url, pool_pre_ping=True, connect_args=SERVER_CONNECTION)
         if not durable:
             event.listen(engine, "begin", _quick_commit)
         return engine

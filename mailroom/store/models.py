@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     DateTime,
     ForeignKey,
     Index,
@@ -131,7 +132,7 @@ class Message(Base):
     outcome: Mapped[str] = mapped_column(String(16), index=True)
     reason: Mapped[str] = mapped_column(Text, default="")
     mailbox: Mapped[str | None] = mapped_column(String(500))
-    uidvalidity: Mapped[int | None] = mapped_column(Integer)
+    uidvalidity: Mapped[int | None] = mapped_column(BigInteger)  # 32 bits, unsigned
     uid: Mapped[str | None] = mapped_column(String(200))
     raw: Mapped[bytes | None] = mapped_column(LargeBinary, deferred=True)  # read when needed
     received_at: Mapped[datetime | None] = mapped_column(UtcDateTime)  # reached the mailbox
@@ -148,7 +149,7 @@ class Mailbox(Base):
     __tablename__ = "mailboxes"
 
     name: Mapped[str] = mapped_column(String(500), primary_key=True)
-    uidvalidity: Mapped[int] = mapped_column(Integer)
+    uidvalidity: Mapped[int] = mapped_column(BigInteger)
 
 
 class Event(Base):

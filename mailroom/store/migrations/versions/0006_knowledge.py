@@ -16,7 +16,7 @@ depends_on = None
 
 
 def upgrade() -> None:
-    # other databases need nothing yet: mailroom.knowledge searches their requests directly
+    # PostgreSQL gets its own index in 0007
     if op.get_bind().dialect.name != "sqlite":
         return
     op.execute("CREATE VIRTUAL TABLE knowledge USING fts5(subject, body, solution, "
