@@ -119,6 +119,7 @@ class Daemon:
         self.endpoint: metrics.Endpoint | None = None  # while serving (run_forever)
         self.scheduler: schedule.Scheduler | None = None
         self._connect(self.settings.config)
+        self._lead()  # or stand by, while another instance holds the inbox
 
     def _connect(self, config: Config) -> None:
         """Open the database (as an instance of it), the inbox and the way out: all or

@@ -338,8 +338,12 @@ def test_restarts_clock_jumps_and_concurrent_sweeps_never_send_one_twice(office:
     office.at(wib(2026, 11, 23, 10, 56)).run()  # a restart
     assert len(office.rows("reminder")) == 1
     daemon = Daemon(office.config, Clock(wib(2026, 11, 23, 11, 20)))
-    with pytest.raises(LockedError):  # a second daemon waits for the first to stop
-        Daemon(office.config, daemon.clock)
+    with pytest.raises(LockedError):  # a second daemon never reads the inbox the first holds
+        second = Daemon(office.config, daemon.clock)  # SQLite refuses it at once
+        try:
+            second.run_once()  # PostgreSQL: it stands by
+        finally:
+            second.close()
     dbs = [daemon.db, Database(database_of(office.config))]
     start = threading.Barrier(6)  # six sweeps at once, when a delay and an escalation are due
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import inspect, select
 
 from mailroom.clock import Clock
 from mailroom.daemon import Daemon
@@ -57,7 +57,8 @@ def stored(config: Path, model: type[T], *where: Any) -> list[T]:
     database = Database(database_of(config))
     try:
         with database.transaction() as session:
-            return list(session.scalars(select(model).where(*where)))
+            return list(session.scalars(select(model).where(*where).order_by(
+                *inspect(model).primary_key)))  # oldest first
     finally:
         database.close()
 
