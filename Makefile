@@ -16,16 +16,19 @@ demo: $(BIN)/mailroom
 	$(BIN)/mailroom --config config/demo.yaml demo
 
 system-deps:
-	@{ test -x /usr/sbin/dovecot && test -x /usr/bin/chromium; } || { $(SUDO) apt-get update && \
+	@{ test -x /usr/sbin/dovecot && test -x /usr/bin/chromium && \
+	  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; } || { $(SUDO) apt-get update && \
 	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-	  dovecot-imapd chromium; }
+	  dovecot-imapd chromium postgresql; }
 
 lint: $(BIN)/mailroom
 	$(BIN)/ruff check mailroom tests benchmarks
 	$(BIN)/mypy mailroom
 
+# the suite on SQLite, then what has a database again on a private PostgreSQL cluster
 test: system-deps lint
 	$(BIN)/pytest -q
+	$(BIN)/pytest -q --database postgresql
 
 benchmark: $(BIN)/mailroom
 	$(BIN)/python benchmarks/routing.py

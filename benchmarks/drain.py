@@ -1,14 +1,21 @@
 """Drain benchmark: mailroom against a private Dovecot and an SMTP capture, end to end.
 
 Run: .venv/bin/python benchmarks/drain.py [--messages 2000] [--seed 1] [--latency-count 40]
-     [--rate 4] [--only maildir|smtp|ceilings|latency|rss] [--quick] [--json FILE]
+     [--rate 4] [--only SECTION[,SECTION...]] [--quick] [--json FILE]
+     (SECTION: maildir, smtp, ceilings, latency, rss, postgres, instances)
 Sections: (maildir) `mailroom run --once`, repeated until the inbox is empty and nothing is
 pending, writing to a Maildir outbox: messages/s, runs, mails written, peak RSS; (smtp) the
 same sending to the capture server; (ceilings) imapclient fetching, mail-parser parsing and the
 capture server taking mail, alone, and the drain rates against them; (latency) p50/p95 from
 APPEND to the acknowledgment at the capture server, on an idle daemon (beside the server's own
 delay in telling an IDLE client of new mail) and during a backlog drain; (rss) peak RSS of a
-drain of 1,000 and of 10,000 messages (--quick skips 10,000).
+drain of 1,000 and of 10,000 messages (--quick skips 10,000); (postgres) the smtp drain with
+the database on a private PostgreSQL cluster (a fresh database per drain): messages/s, and its
+ratio to the smtp drain and to the fetch+parse+capture ceiling when they ran too; (instances)
+served `mailroom run` daemons, one and then two on one PostgreSQL database (the second started
+once the first has opened it): seconds from the first start until the inbox is empty and every
+outbox row sent, messages/s, the ratio of two to one, mails sent by the instance holding the
+inbox and by the standby, mails the capture server took twice (by Message-ID).
 Prints one table at the end; --json FILE writes the same figures.
 """
 
@@ -40,15 +47,16 @@ import mailparser
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # for tests.servers and tests.sites when run as a script
 
-import mailgen  # noqa: E402  (beside this file)
+import instances  # noqa: E402  (beside this file)
+import mailgen  # noqa: E402
 
 from tests.servers import Captured, Dovecot, SmtpCapture  # noqa: E402
-from tests.sites import site  # noqa: E402
+from tests.sites import database_of, site  # noqa: E402
 
 logging.getLogger("mailparser").setLevel(logging.CRITICAL)  # it logs parts it does not read
 
 MAILROOM = ROOT / ".venv" / "bin" / "mailroom"
-SECTIONS = ("maildir", "smtp", "ceilings", "latency", "rss")
+SECTIONS = ("maildir", "smtp", "ceilings", "latency", "rss", "postgres", "instances")
 MAX_RUNS = 20  # `run --once` starts per drain
 RSS_MAX_RUNS = 100  # for the 10,000 drain (one run suffices; more only if mail was deferred)
 FETCH_BATCH = 100  # UIDs per FETCH in the imapclient ceiling
@@ -153,6 +161,7 @@ class Installation:
                  f"username: {dovecot.user}, password: {dovecot.password}, security: none, "
                  f"idle: true, adopt: process}}")
         self.config = site(folder, inbox=inbox, outgoing=outgoing)
+        self.database = database_of(self.config)
         self.log = folder / "mailroom.log"
 
     def command(self, *words: str) -> list[str]:
@@ -176,8 +185,17 @@ class Installation:
 
     def pending(self) -> int:
         """Outgoing mail not sent yet (status 'pending' in the outbox table)."""
+        return self.outbox_count("status = 'pending'")
+
+    def unsent(self) -> int:
+        """Outbox rows of any status but 'sent'."""
+        return self.outbox_count("status <> 'sent'")
+
+    def outbox_count(self, condition: str) -> int:
+        if instances.is_postgres(self.database):
+            return instances.outbox_count(self.database, condition)
         with contextlib.closing(sqlite3.connect(self.folder / "mailroom.db", timeout=30)) as db:
-            found = db.execute("SELECT count(*) FROM outbox WHERE status = 'pending'").fetchone()
+            found = db.execute(f"SELECT count(*) FROM outbox WHERE {condition}").fetchone()
         return int(found[0])
 
     def drained(self) -> bool:
@@ -248,9 +266,10 @@ def drain_to_maildir(dovecot: Dovecot, raws: Sequence[bytes], workspace: Path,
     return Drain(len(raws), seconds, runs, peak, installation.outbox_files())
 
 
-def drain_to_smtp(dovecot: Dovecot, raws: Sequence[bytes], workspace: Path) -> Drain:
+def drain_to_smtp(dovecot: Dovecot, raws: Sequence[bytes], workspace: Path,
+                  name: str = "smtp") -> Drain:
     with capture_server() as capture:
-        installation = Installation(fresh(workspace, "smtp"), dovecot, smtp_outgoing(capture))
+        installation = Installation(fresh(workspace, name), dovecot, smtp_outgoing(capture))
         load(dovecot, raws)
         seconds, runs, peak = drain(installation, len(raws))
         return Drain(len(raws), seconds, runs, peak, len(capture.messages))
@@ -442,9 +461,10 @@ class Bench:
     workspace: Path
     report: Report = field(default_factory=Report)
     drains: dict[str, Drain] = field(default_factory=dict)
+    ceilings: dict[str, float] = field(default_factory=dict)  # messages/s
 
     def wanted(self, section: str) -> bool:
-        return self.args.only in (None, section)
+        return self.args.only is None or section in self.args.only
 
     def letters(self, count: int) -> list[bytes]:
         return mailgen.letters(count, self.args.seed)
@@ -494,6 +514,7 @@ def ceilings(bench: Bench, dovecot: Dovecot, count: int) -> None:
     with_sending = count / (fetch_seconds + parse_seconds + capture_seconds)
     report.add(section, "fetch+parse msgs/s", without_sending, f"{without_sending:.0f}")
     report.add(section, "fetch+parse+capture msgs/s", with_sending, f"{with_sending:.0f}")
+    bench.ceilings.update({"fetch+parse": without_sending, "fetch+parse+capture": with_sending})
     for name, ceiling in (("maildir", without_sending), ("smtp", with_sending)):
         if name in bench.drains:
             ratio = bench.drains[name].rate / ceiling
@@ -544,12 +565,121 @@ def peak_rss(bench: Bench) -> None:
         bench.report.add(section, "ratio 10,000 / 1,000", ratio, f"{ratio:.2f}")
 
 
+def postgres_drains(bench: Bench) -> None:
+    """Sections postgres and instances, on one private PostgreSQL cluster and one Dovecot."""
+    raws = bench.letters(bench.args.messages)
+    with instances.postgres_cluster(), Dovecot(idle=True) as dovecot:
+        if bench.wanted("postgres"):
+            section = "6 drain, SMTP, PostgreSQL"
+            result = bench.drains["postgres"] = drain_to_smtp(dovecot, raws, bench.workspace,
+                                                              "postgres")
+            show_drain(bench.report, section, result, "captured")
+            if "smtp" in bench.drains:
+                ratio = result.rate / bench.drains["smtp"].rate
+                bench.report.add(section, "ratio to the SQLite drain", ratio, f"{ratio:.3f}")
+            show_against_ceiling(bench, section, "", result.rate)
+        if bench.wanted("instances"):
+            served = [served_drain(dovecot, raws, bench.workspace, count) for count in (1, 2)]
+            show_served(bench, served)
+
+
+def served_drain(dovecot: Dovecot, raws: Sequence[bytes], workspace: Path,
+                 count: int) -> instances.Served:
+    """`count` served daemons on one database, one inbox and one capture server, draining
+    `raws`: from their start until the inbox is empty and every outbox row is sent."""
+    with capture_server() as capture:
+        group = [Installation(fresh(workspace, f"served-{count}-{number}"), dovecot,
+                              smtp_outgoing(capture)) for number in range(count)]
+        for installation in group[1:]:
+            instances.share_database(installation.config, group[0].database)
+            installation.database = group[0].database
+        load(dovecot, raws)
+        started, daemons = time.monotonic(), []
+        try:
+            for installation in group:
+                daemons.append(Daemon(installation))
+                wait_connected(daemons[-1])
+            wait_all_sent(group[0], daemons, 60.0 + len(raws) * 0.2)
+            seconds = time.monotonic() - started
+        finally:
+            peak = max([daemon.stop() for daemon in daemons if daemon.process.poll() is None],
+                       default=0)
+        logs = [installation.log.read_text(errors="replace") for installation in group]
+        standby = [instances.STANDING_BY in log for log in logs]
+        sent = [instances.sent_in(log) for log in logs]
+        leader_sent = sum(n for n, stood_by in zip(sent, standby, strict=True) if not stood_by)
+        return instances.Served(count, len(raws), seconds, len(capture.messages),
+                                instances.duplicates(capture.messages), leader_sent,
+                                sum(sent) - leader_sent, peak)
+
+
+def wait_connected(daemon: Daemon, timeout: float = 60.0) -> None:
+    """Until the daemon holds the inbox or stands by: it has opened its database (two first
+    starts at the same instant on a new database would both record the first start)."""
+    deadline = time.monotonic() + timeout
+    while not any(said in daemon.installation.log.read_text(errors="replace")
+                  for said in (instances.HOLDING, instances.STANDING_BY)):
+        daemon.check_alive()
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"mailroom run did not open its database within {timeout:.0f} "
+                               f"s: {daemon.installation.log_tail()}")
+        time.sleep(POLL_SECONDS)
+
+
+def wait_all_sent(installation: Installation, daemons: Sequence[Daemon],
+                  timeout: float) -> None:
+    """Until the inbox is empty and every row of the (shared) outbox is sent."""
+    deadline = time.monotonic() + timeout
+    while waiting(installation.dovecot) or installation.unsent():
+        for daemon in daemons:
+            daemon.check_alive()
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{len(daemons)} daemons did not drain within {timeout:.0f} s: "
+                               f"{waiting(installation.dovecot)} waiting, "
+                               f"{installation.unsent()} mails not sent")
+        time.sleep(0.1)
+
+
+def show_served(bench: Bench, served: Sequence[instances.Served]) -> None:
+    report, section = bench.report, "7 served, PostgreSQL"
+    for result in served:
+        label = f"{result.instances} instance{'s' if result.instances > 1 else ''}"
+        report.add(section, f"{label} seconds", result.seconds, f"{result.seconds:.1f}")
+        report.add(section, f"{label} messages/s", result.rate, f"{result.rate:.1f}")
+        report.add(section, f"{label} mails captured", result.delivered, str(result.delivered))
+        report.add(section, f"{label} duplicates (Message-ID)", result.duplicates,
+                   str(result.duplicates))
+        report.add(section, f"{label} mails sent by the inbox holder / standby",
+                   result.standby_sent, f"{result.leader_sent} / {result.standby_sent}")
+        report.add(section, f"{label} peak RSS MB (largest)", result.peak_rss_kb / 1024,
+                   f"{result.peak_rss_kb / 1024:.0f}")
+        show_against_ceiling(bench, section, f"{label} ", result.rate)
+    ratio = served[-1].rate / served[0].rate
+    report.add(section, f"ratio {served[-1].instances} / {served[0].instances} instances",
+               ratio, f"{ratio:.3f}")
+
+
+def show_against_ceiling(bench: Bench, section: str, label: str, rate: float) -> None:
+    """The rate's ratio to the fetch+parse+capture ceiling, if it was measured in this run."""
+    if "fetch+parse+capture" in bench.ceilings:
+        ratio = rate / bench.ceilings["fetch+parse+capture"]
+        bench.report.add(section, f"{label}ratio fetch+parse+capture", ratio, f"{ratio:.3f}")
+
+
 def attempt(bench: Bench, section: str, run: Callable[[Bench], None]) -> None:
     """Run a section; if mailroom fails it, say so in the table and go on with the next."""
     try:
         run(bench)
     except RuntimeError as exc:
         bench.report.add(section, "FAILED", str(exc), str(exc).splitlines()[0])
+
+
+def section_names(text: str) -> tuple[str, ...]:
+    named = tuple(name.strip() for name in text.split(","))
+    if unknown := [name for name in named if name not in SECTIONS]:
+        raise argparse.ArgumentTypeError(f"no section {', '.join(unknown)} "
+                                         f"(sections: {', '.join(SECTIONS)})")
+    return named
 
 
 def options(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -559,7 +689,8 @@ def options(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--latency-count", type=int, default=40)
     parser.add_argument("--rate", type=float, default=4.0, help="probes APPENDed a second")
-    parser.add_argument("--only", choices=SECTIONS, help="run one section")
+    parser.add_argument("--only", type=section_names, metavar="SECTION[,SECTION...]",
+                        help=f"run these sections only: {', '.join(SECTIONS)}")
     parser.add_argument("--quick", action="store_true", help="skip the 10,000 RSS drain")
     parser.add_argument("--json", type=Path, help="write the figures to this file")
     return parser.parse_args(argv)
@@ -576,6 +707,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             attempt(bench, "4 ack latency (IDLE)", latencies)
         if bench.wanted("rss"):
             attempt(bench, "5 peak RSS, run --once", peak_rss)
+        if any(bench.wanted(s) for s in ("postgres", "instances")):
+            attempt(bench, "6-7 PostgreSQL", postgres_drains)
     finally:
         shutil.rmtree(workspace, ignore_errors=True)
     print(bench.report.table())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 from collections.abc import Callable
@@ -538,10 +539,20 @@ def _departments(top: Mapping, report: Report, calendars: dict[str, Calendar],
 
 
 def _database_url(s: Section, base: Path) -> str:
+    """SQLite (a relative path is beside the config) or PostgreSQL (through psycopg)."""
     url: str = s.text("url", REQUIRED) or ""
     prefix = "sqlite:///"
     if url.startswith(prefix) and url != prefix + ":memory:" and not url.startswith(prefix + "/"):
         url = prefix + str((base / url[len(prefix):]).resolve())
+    scheme = url.partition("://")[0]
+    if scheme in ("postgresql", "postgres"):
+        url = "postgresql+psycopg://" + url.partition("://")[2]
+    elif url and scheme not in ("sqlite", "postgresql+psycopg"):
+        s.fail("url", f"database.url {scheme!r} is not a database mailroom works with",
+               "sqlite:///mailroom.db, or postgresql://user:password@host/dbname")
+    if url.startswith("postgresql") and importlib.util.find_spec("psycopg") is None:
+        s.fail("url", "database.url names PostgreSQL, and its driver psycopg is not installed",
+               "pip install 'mailroom[postgres]'")
     return url
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from types import FrameType
 
 import schedule
+from sqlalchemy.exc import IntegrityError
 
 from mailroom import config as config_file
 from mailroom import heartbeat, logs, metrics, notices, rules
@@ -119,7 +120,6 @@ class Daemon:
         self.endpoint: metrics.Endpoint | None = None  # while serving (run_forever)
         self.scheduler: schedule.Scheduler | None = None
         self._connect(self.settings.config)
-        self._lead()  # or stand by, while another instance holds the inbox
 
     def _connect(self, config: Config) -> None:
         """Open the database (as an instance of it), the inbox and the way out: all or
@@ -138,7 +138,6 @@ class Daemon:
             if instance.living() is None and reclaim(db):  # whoever held these claims died
                 log.info("freed the outbox claims of an instance that stopped mid-flush")
             self.source = source_for(config.inbox)
-            self.mail_waiting, self.leading = True, False  # a new inbox may hold mail already
             self.transport = transport_for(config.outgoing)
         except BaseException:
             if instance is not None:
@@ -147,6 +146,9 @@ class Daemon:
             raise
         self.db, self.instance = db, instance
         self._rebuild()
+        self.mail_waiting = True  # a new inbox may hold mail already
+        self.leading, self.tried_lead = False, 0.0
+        self._lead()  # or stand by, while another instance holds the inbox
 
     def _rebuild(self) -> None:
         s = self.settings
@@ -379,7 +381,7 @@ class Daemon:
                       "reading it and stands by")
             self.source.close()
             self.mail_waiting = True
-        if self.leading != was:
+        if self.leading != was and not first:  # (the first turn of the loop beats anyway)
             self._beat_despite_fault(force=True)  # status shows who holds the inbox now
         return self.leading
 
@@ -405,7 +407,7 @@ class Daemon:
         leading = self._lead()
         if leading and self.mail_waiting:
             self.drain()
-        if self.sending:
+        if self.sending or not leading:  # a standby sends what the leader has not yet
             self.flush()
         scheduler.run_pending()
         self._beat()
@@ -538,9 +540,13 @@ def _sleep(seconds: float, alarm: Alarm) -> None:
 
 def _first_start(db: Database, clock: Clock) -> datetime:
     """When mailroom first started on this database (recorded now if this is that start)."""
-    with db.transaction() as session:
-        state = session.get(State, "first_start")
-        if state is None:
-            state = State(name="first_start", value=clock.now().isoformat(), at=clock.now())
-            session.add(state)
-        return datetime.fromisoformat(state.value)
+    try:
+        with db.transaction() as session:
+            state = session.get(State, "first_start")
+            if state is None:
+                state = State(name="first_start", value=clock.now().isoformat(), at=clock.now())
+                session.add(state)
+            return datetime.fromisoformat(state.value)
+    except IntegrityError:  # another instance, starting at the same moment, recorded it first
+        with db.transaction() as session:
+            return datetime.fromisoformat(session.get_one(State, "first_start").value)

@@ -75,9 +75,9 @@ def break_database(config: Path) -> str:
     """Make an installation's database impossible to open: a folder where the SQLite file
     would be, or a PostgreSQL port nobody listens on. What the driver's error then says."""
     if _postgres is None:
-        (config.parent / "blocked").write_text("a file, where a folder would have to be")
+        (config.parent / "blocked.db").mkdir()
         config.write_text(config.read_text().replace("sqlite:///mailroom.db",
-                                                     "sqlite:///blocked/mailroom.db"))
+                                                     "sqlite:///blocked.db"))
         return "unable to open"
     from tests.servers import free_port
     url = database_of(config)

@@ -91,6 +91,8 @@ HOSTILE = st.one_of(
                                    max_size=3), max_leaves=8),
 )
 
+pytestmark = pytest.mark.no_database  # runs once, on the SQLite pass
+
 
 def key_paths(value: Any, path: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
     """Every place in a parsed document where a value sits, containers included."""

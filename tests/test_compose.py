@@ -21,6 +21,8 @@ from mailroom.errors import ConfigError, MailroomError
 from mailroom.parse import Attachment
 from tests.sites import ROOT, SECRET
 
+pytestmark = pytest.mark.no_database  # runs once, on the SQLite pass
+
 TEMPLATES = ROOT / "templates" / "emails"
 SERVICE = config.Service(address="layanan@contoh.co.id", name="Layanan Internal",
                          secret=config.Secret(SECRET))

@@ -12,6 +12,8 @@ from mailroom.errors import ConfigError, Problem
 from mailroom.located import loads
 from mailroom.rules.loader import build
 
+pytestmark = pytest.mark.no_database  # runs once, on the SQLite pass
+
 ROOT = Path(__file__).parent.parent
 MISTAKES = sorted((Path(__file__).parent / "data" / "config-mistakes").glob("*.yaml"))
 UNKNOWN_KEY = Path(__file__).parent / "data" / "config-mistakes" / "unknown-key.yaml"
@@ -40,6 +42,14 @@ def test_demo_config_loads_with_paths_relative_to_it() -> None:
     assert loaded.database_url == f"sqlite:///{(ROOT / 'var' / 'mailroom.db').resolve()}"
     assert loaded.departments["it"].sla.first_response == timedelta(hours=2)
     assert set(loaded.departments) == {"hr", "finance", "it", "ga", "triage"}
+
+
+def test_a_plain_postgresql_url_goes_through_psycopg(tmp_path: Path) -> None:
+    path = tmp_path / "mailroom.yaml"
+    path.write_text(UNKNOWN_KEY.read_text().replace(", pth: x", "").replace(
+        "sqlite:///x.db", "postgresql://mailroom@db.local/mailroom"))
+    loaded = config.load(path)
+    assert loaded.database_url == "postgresql+psycopg://mailroom@db.local/mailroom"
 
 
 def test_example_config_loads_when_its_secrets_are_in_the_environment(

@@ -12,6 +12,8 @@ from tests import corpus
 from tests.sites import SECRET
 from tests.test_problem_mails import EXPECTED, named, raw
 
+pytestmark = pytest.mark.no_database  # runs once, on the SQLite pass
+
 SERVICE = config.Service(address="layanan@contoh.co.id", name="Layanan",
                          secret=config.Secret(SECRET), allowed_domains=("contoh.co.id",))
 OPEN_SERVICE = config.Service(address="layanan@contoh.co.id", name="Layanan",

@@ -8,19 +8,20 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from mailroom import daemon as daemon_module
 from mailroom.clock import Clock
 from mailroom.daemon import Daemon
 from mailroom.store.db import Database
-from mailroom.store.models import Message, Request
+from mailroom.store.models import Message, Request, State
 from mailroom.store.models import Outgoing as Queued
 from tests import sites
 from tests.conftest import report_figure
@@ -218,6 +219,36 @@ def test_a_second_instance_stands_by_and_sends_mail_the_first_left(cluster: Clus
 
 
 # -- scheduled jobs --------------------------------------------------------------------------
+
+def test_two_instances_starting_together_agree_when_mailroom_first_started(
+        tmp_path: Path) -> None:
+    db = Database(database_of(sites.site(tmp_path)))
+    first = datetime(2026, 1, 5, 2, tzinfo=UTC)
+    seen: dict[str, object] = {}
+
+    def start() -> None:  # the other instance, starting while the first has not committed
+        try:
+            seen["first_start"] = daemon_module._first_start(db, Clock())
+        except Exception as exc:
+            seen["error"] = exc
+
+    other = threading.Thread(target=start)
+    with db.transaction() as session:
+        session.add(State(name="first_start", value=first.isoformat(), at=first))
+        session.flush()
+        other.start()
+        until(lambda: waiting_on_a_lock(db), 10, "the other start to wait on this one's row")
+    other.join(10)
+    db.close()
+    assert seen == {"first_start": first}
+
+
+def waiting_on_a_lock(db: Database) -> bool:
+    with db.transaction() as session:
+        return bool(session.scalar(text(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+            "AND datname = current_database()")))
+
 
 class Moving(Clock):
     """A clock the test moves, shared by two daemons."""

@@ -12,6 +12,8 @@ from mailroom.errors import MessageError
 from mailroom.parse import parse, synthetic_message_id
 from tests import corpus
 
+pytestmark = pytest.mark.no_database  # runs once, on the SQLite pass
+
 CORPUS = corpus.files()
 
 

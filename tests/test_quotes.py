@@ -8,6 +8,8 @@ from mailroom import language
 from mailroom.htmltext import html_to_text
 from mailroom.quotes import new_text
 
+pytestmark = pytest.mark.no_database  # runs once, on the SQLite pass
+
 
 @pytest.mark.parametrize(("text", "expected"), [
     ("Selamat pagi, slip gaji saya bulan ini belum diterima. Mohon bantuannya, terima kasih.",

@@ -17,6 +17,8 @@ from PIL import Image
 from mailroom.report_html import html
 from mailroom.reports import DepartmentFigures, Group, LowRating, Report, Times, Topic
 
+pytestmark = pytest.mark.no_database  # runs once, on the SQLite pass
+
 JAKARTA = ZoneInfo("Asia/Jakarta")
 CHARTS = ("volume", "first-response", "resolution", "sla", "satisfaction")
 SCRIPT = "<script>alert('topic')</script>"

@@ -14,6 +14,8 @@ from mailroom.located import loads
 from mailroom.parse import Attachment, Inbound
 from mailroom.rules.loader import build
 
+pytestmark = pytest.mark.no_database  # runs once, on the SQLite pass
+
 KNOWN = rules.Known(
     {"hr": frozenset({"hr@contoh.co.id", "rina@contoh.co.id"}),
      "finance": frozenset({"finance@contoh.co.id", "dewi@contoh.co.id"}),

@@ -13,6 +13,8 @@ import pytest
 
 from tests.servers import DOVECOT_CAPABILITIES, Dovecot, SmtpCapture, port_answers
 
+pytestmark = pytest.mark.no_database  # runs once, on the SQLite pass
+
 MakeDovecot = Callable[..., Dovecot]
 DEFAULT_CAPABILITIES = {token.upper().encode() for token in DOVECOT_CAPABILITIES}
 

@@ -14,6 +14,8 @@ from mailroom import sla
 from mailroom.clock import Clock
 from mailroom.sla import Calendar, Holidays
 
+pytestmark = pytest.mark.no_database  # runs once, on the SQLite pass
+
 JAKARTA = ZoneInfo("Asia/Jakarta")
 AMSTERDAM = ZoneInfo("Europe/Amsterdam")
 WEEK = sla.parse_hours("08:00-12:00,13:00-17:00")

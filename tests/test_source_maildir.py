@@ -10,8 +10,12 @@ import tracemalloc
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+
 from mailroom.sources.maildir import MaildirSource
 from tests.sites import request_mail
+
+pytestmark = pytest.mark.no_database  # runs once, on the SQLite pass
 
 JANUARY, MARCH = (datetime(2026, month, 2, 9, 0, tzinfo=UTC) for month in (1, 3))
 

@@ -25,11 +25,12 @@ from mailroom.sources.maildir import MaildirSource
 from mailroom.store.db import Database
 from mailroom.store.models import State
 from tests.servers import HOST, Dovecot, SmtpCapture, free_port
-from tests.sites import break_database, request_mail, site
+from tests.sites import break_database, database_of, request_mail, site
 from tests.test_daemon_imap import imap_site, wait_until
 from tests.test_metrics import serving
 
 RUN_AT = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)  # 09:00 in Jakarta, the service's zone
+HOUR = timedelta(hours=1)
 
 
 class Settled(Clock):
@@ -88,6 +89,37 @@ def test_a_fresh_heartbeat_says_alive_and_exits_0(
     assert lines["outbox"].split(None, 1)[1] == "0 pending, 0 held, 0 failed"
     assert lines["rules"].split(None, 1)[1] == (
         f"version {daemon.settings.ruleset.version}, loaded 2026-11-23 09:00:00 WIB")
+
+
+def test_each_instance_is_shown_and_one_gone_is_a_warning(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    config = site(tmp_path)
+    run_once(config)  # the instance holding the inbox beats at RUN_AT
+    db = Database(database_of(config))
+    try:
+        for host, pid, role, last in (("db2", 42, heartbeat.STANDBY, RUN_AT),  # alive
+                                      ("db3", 43, heartbeat.STANDBY, RUN_AT - HOUR)):  # gone
+            heartbeat.write(db, heartbeat.Heartbeat(host, pid, last - HOUR, last, role=role))
+        heartbeat.write(db, heartbeat.stopped(heartbeat.Heartbeat(  # stopped: no concern
+            "db4", 44, RUN_AT - HOUR, RUN_AT, role=heartbeat.LEADER), RUN_AT - 2 * HOUR))
+    finally:
+        db.close()
+    later = RUN_AT + timedelta(seconds=20)
+    code, out = status(config, later, monkeypatch, capsys)
+    assert code == 1, out
+    assert out.splitlines()[0].startswith("WARNING: the daemon is alive: beat 20 s ago on ")
+    assert out.splitlines()[0].endswith("; 1 other instance gone")
+    shown = {line.split()[0]: line.split()[3:5] for line in out.splitlines()
+             if line.startswith(("db", socket.gethostname()))}
+    assert shown == {socket.gethostname(): ["leader", "alive"], "db2": ["standby", "alive"],
+                     "db3": ["standby", "gone"], "db4": ["leader", "stopped"]}
+    code, seen = status_json(config, later, monkeypatch, capsys)
+    assert (code, seen["daemon"]["pid"]) == (1, os.getpid())
+    assert sorted((i["host"], i["state"]) for i in seen["instances"]) == sorted(
+        [(socket.gethostname(), "alive"), ("db2", "alive"), ("db3", "gone"), ("db4", "stopped")])
+    code, _ = status(config, later, monkeypatch, capsys, "--stale", "2h")
+    assert code == 0  # gone only when silent longer than --stale
 
 
 def test_status_json_gives_every_figure_in_the_service_zone(
@@ -168,8 +200,8 @@ def test_a_serving_daemon_shows_its_next_jobs_then_that_it_stopped(
     config = site(tmp_path)
     deliver(config, request_mail())
     with serving(config) as daemon:
-        wait_until(lambda: daemon.vitals.last_inbox_read is not None
-                   and heartbeat.read(daemon.db) is not None, 20, "a heartbeat after a drain")
+        wait_until(lambda: (beat := heartbeat.read(daemon.db)) is not None
+                   and beat.waiting_in_inbox is not None, 20, "a heartbeat after a drain")
         now = datetime.now(UTC)
         code, seen = status_json(config, now, monkeypatch, capsys)
     assert (code, seen["state"], seen["inbox"]["waiting"]) == (0, "alive", 0)

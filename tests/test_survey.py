@@ -6,6 +6,8 @@ import pytest
 
 from mailroom.survey import Rating, parse_rating
 
+pytestmark = pytest.mark.no_database  # runs once, on the SQLite pass
+
 
 @pytest.mark.parametrize(("text", "rating"), [
     ("5", Rating(5)),

@@ -16,6 +16,8 @@ from mailroom.errors import TransientError
 from mailroom.outbox import PermanentError, ServerRefused, SmtpTransport
 from tests.servers import HOST, SmtpCapture, free_port
 
+pytestmark = pytest.mark.no_database  # runs once, on the SQLite pass
+
 SERVICE = "layanan@contoh.co.id"
 BUDI, SARI, GHOST = "budi@contoh.co.id", "sari@contoh.co.id", "hantu@contoh.co.id"
 PASSWORD = "kata-sandi-rahasia-42"

@@ -8,6 +8,8 @@ from mailroom import guard
 from mailroom.parse import Inbound
 from mailroom.workflow import Command, split_commands
 
+pytestmark = pytest.mark.no_database  # runs once, on the SQLite pass
+
 
 def test_commands_at_the_top_are_read_with_their_arguments_and_the_text_below() -> None:
     commands, text = split_commands(
