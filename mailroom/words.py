@@ -41,6 +41,14 @@ bagian departemen department team pak bu ibu bapak someone something already sin
 kantor rumah office home work kerja bekerja
 """.split())
 STOP_WORDS = INDONESIAN | ENGLISH | EVERYDAY
+# crude Indonesian suffixes (-nya, -lah, -kah, -kan, -an): a word is indexed and sought both
+# as written and without one of them, when at least STEM_LEFT letters remain
+SUFFIXES = ("nya", "lah", "kah", "kan", "an")
+STEM_LEFT = 4
+# English endings a word is compared without ("printers", "printer"), as the porter tokenizer
+# finds it, and then a final -e ("updates", "updated", "update"); a word ending in -ss
+# ("access") keeps it
+ENGLISH_ENDINGS = ("ing", "ed", "es", "s")
 # the typographic apostrophes (U+2019, U+2018) phones write in "don't": words hold the plain one
 APOSTROPHES = str.maketrans({"\N{RIGHT SINGLE QUOTATION MARK}": "'",
                              "\N{LEFT SINGLE QUOTATION MARK}": "'"})
@@ -50,3 +58,36 @@ def words(text: str) -> list[str]:
     """The lower-case words of `text` in order, without stop words, numbers and punctuation."""
     folded = unicodedata.normalize("NFKC", text).casefold().translate(APOSTROPHES)
     return [word for word in WORD.findall(folded) if word not in STOP_WORDS and len(word) > 1]
+
+
+def terms(about: str) -> list[str]:
+    """The words that say what `about` is about, each also without an Indonesian suffix."""
+    found: dict[str, None] = {}
+    for word in words(about):
+        found[word] = None
+        found.setdefault(_unsuffixed(word), None)
+    return list(found)
+
+
+def _unsuffixed(word: str) -> str:
+    return _without(word, SUFFIXES)
+
+
+def stem(word: str) -> str:
+    """The form a word is compared in: without its Indonesian suffixes, then without an
+    English ending, so that "pemesanannya", "pemesanan" and "pemesan" are one word, and
+    "printers" and "printer". A word and each of its `terms` have the same stem."""
+    unsuffixed, shorter = word, _unsuffixed(word)
+    while shorter != unsuffixed:
+        unsuffixed, shorter = shorter, _unsuffixed(shorter)
+    if unsuffixed.endswith("ss"):
+        return unsuffixed
+    return _without(_without(unsuffixed, ENGLISH_ENDINGS), ("e",))
+
+
+def _without(word: str, endings: tuple[str, ...]) -> str:
+    """`word` without the first of `endings` it has, when STEM_LEFT letters remain."""
+    for ending in endings:
+        if word.endswith(ending) and len(word) - len(ending) >= STEM_LEFT:
+            return word[:-len(ending)]
+    return word

@@ -16,8 +16,10 @@ from sqlalchemy import Connection, inspect, text
 
 from mailroom import config, knowledge
 from mailroom.cli import main
+from mailroom.store import search
 from mailroom.store.db import Database, _alembic_config
 from mailroom.store.models import Message, Request
+from mailroom.words import stem
 from tests import sites
 from tests.servers import Dovecot, SmtpCapture
 from tests.sites import request_mail
@@ -436,12 +438,12 @@ def reads(connection: Connection, vector: str, query: str = "") -> list[str]:
 def test_postgresql_reads_each_lexeme_as_it_is_written(tmp_path: Path) -> None:
     db = Database(sites.database_url(tmp_path))
     with db.engine.connect() as connection:
-        assert reads(connection, " ".join(knowledge.quoted(w) for w in AWKWARD)) == sorted(
+        assert reads(connection, " ".join(search.quoted(w) for w in AWKWARD)) == sorted(
             AWKWARD)
         for word in AWKWARD:
-            others = [knowledge.quoted(w) for w in AWKWARD if w != word]
-            assert reads(connection, " ".join(others), knowledge.quoted(word)) == []
-            assert reads(connection, knowledge.quoted(word), knowledge.quoted(word)) == [word]
+            others = [search.quoted(w) for w in AWKWARD if w != word]
+            assert reads(connection, " ".join(others), search.quoted(word)) == []
+            assert reads(connection, search.quoted(word), search.quoted(word)) == [word]
     db.close()
 
 
@@ -449,12 +451,12 @@ def test_postgresql_reads_each_lexeme_as_it_is_written(tmp_path: Path) -> None:
 def test_a_document_past_postgresqls_limits_is_cut_not_refused(tmp_path: Path) -> None:
     """A lexeme over 2046 bytes, or a tsvector over 1 MB, is an error in PostgreSQL."""
     said = [f"kata{number:07d}" for number in range(70_000)]
-    vector = knowledge.document(f"Printer {'x' * 3000} macet", " ".join(said),
+    vector = search.document(f"Printer {'x' * 3000} macet", " ".join(said),
                                 "Roller dibersihkan")
     db = Database(sites.database_url(tmp_path))
     with db.engine.connect() as connection:
         lexemes = set(reads(connection, vector))
-        assert {"printer", "macet", "roller", knowledge.stem("dibersihkan")} < lexemes
+        assert {"printer", "macet", "roller", stem("dibersihkan")} < lexemes
         assert "x" * 3000 not in lexemes and "kata0000000" in lexemes
         assert 50_000 < len(lexemes) < 70_000  # the first message cut, not the others
         assert sorted(connection.scalar(text(

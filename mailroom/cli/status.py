@@ -120,9 +120,12 @@ def report(seen: Status, state: str, stale: timedelta, zone: ZoneInfo) -> str:
     figures = table(['', 'at ' + _when(seen.now, zone)], _rows(seen, zone))
     if len(seen.instances) < 2:
         return f"{verdict}\n\n{figures}"
-    instances = table(["instance", "role", "state", "last beat"],
-                      [[f"{i.host} pid {i.pid}", i.role, _instance_state(seen, i, stale),
-                        _when(i.beat_at, zone, seen.now)] for i in seen.instances])
+    rows = []
+    for i in seen.instances:
+        state = _instance_state(seen, i, stale)
+        role = i.role if state == "alive" else f"was {i.role}"
+        rows.append([f"{i.host} pid {i.pid}", role, state, _when(i.beat_at, zone, seen.now)])
+    instances = table(["instance", "role", "state", "last beat"], rows)
     return f"{verdict}\n\n{figures}\n\n{instances}"
 
 

@@ -7,7 +7,7 @@ Revises: 0005
 import sqlalchemy as sa
 from alembic import op
 
-from mailroom.knowledge import terms
+from mailroom.words import terms
 
 revision = "0006"
 down_revision = "0005"
@@ -35,7 +35,7 @@ def upgrade() -> None:
 
 
 def _words(about: str) -> str:
-    """What the running service indexes of a text (mailroom.knowledge.indexed)."""
+    """What the running service indexes of a text (mailroom.store.search.indexed)."""
     return " ".join(terms(about))
 
 

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-from mailroom.knowledge import document
+from mailroom.store.search import document
 
 revision = "0007"
 down_revision = "0006"
