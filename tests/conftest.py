@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
+from mailroom.store.db import Database, Instance
 from tests import sites
 from tests.servers import Dovecot, FreezingProxy, SilentListener, SmtpCapture
 
@@ -74,6 +76,31 @@ def database_guard(request: pytest.FixtureRequest) -> Iterator[None]:
     sites.forbid_database(request.node.get_closest_marker("no_database") is not None)
     yield
     sites.forbid_database(False)
+
+
+@pytest.fixture(autouse=True)
+def databases_closed(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Every database a test opened is closed at its end, with the instance locks taken on
+    it: a PostgreSQL connection left open would warn in a later test, and hold its locks."""
+    opened: list[Database] = []
+    instances: list[Instance] = []
+    open_database, take_instance = Database.__init__, Database.instance
+
+    def opening(self: Database, *args: Any, **kwargs: Any) -> None:
+        open_database(self, *args, **kwargs)
+        opened.append(self)
+
+    def taking(self: Database) -> Instance:
+        instances.append(taken := take_instance(self))
+        return taken
+
+    monkeypatch.setattr(Database, "__init__", opening)
+    monkeypatch.setattr(Database, "instance", taking)
+    yield
+    for instance in instances:
+        instance.release()
+    for db in opened:
+        db.close()
 
 
 @pytest.fixture

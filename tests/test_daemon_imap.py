@@ -213,7 +213,7 @@ def test_a_temporary_smtp_failure_keeps_the_mail_queued_until_it_is_accepted(
     daemon = Daemon(config, Clock())
     daemon.run_once()
     with daemon.db.transaction() as session:
-        rows = session.scalars(select(Outgoing)).all()
+        rows = session.scalars(select(Outgoing).order_by(Outgoing.id)).all()
         assert [r.status for r in rows] == ["pending", "pending"]
         assert rows[0].attempts == 1 and "451" in rows[0].last_error
     smtp.fail_with = None

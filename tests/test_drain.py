@@ -358,6 +358,7 @@ def test_mail_arriving_while_a_batch_is_taken_is_taken_next(
         smtp.wait_for(4, timeout=20.0)  # well before the first timer (30 s) ends the IDLE
 
 
+@pytest.mark.sqlite_only  # SQLite's one writer; PostgreSQL locks rows, not the database
 def test_no_database_lock_is_held_while_a_mail_is_handed_over(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     config = batched_site(tmp_path)
@@ -384,6 +385,7 @@ def test_no_database_lock_is_held_while_a_mail_is_handed_over(
     assert locked == []
 
 
+@pytest.mark.sqlite_only
 def test_sqlite_commits_reach_the_disk_before_they_return(tmp_path: Path) -> None:
     daemon = Daemon(site(tmp_path), Clock())
     with daemon.db.transaction() as session:

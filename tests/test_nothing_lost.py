@@ -355,3 +355,13 @@ def test_a_message_too_large_taken_whole_from_the_mta_pipe_is_released_after_a_r
     released = daemon.intake.release(outcome.message_row)
     daemon.close()
     assert (released.kind, released.reference) == ("new_request", "REQ-000001")
+
+
+def test_nul_characters_in_a_mail_open_a_request_on_either_database(config: Path) -> None:
+    deliver(config, request_mail(subject="Slip gaji\x00 hilang", body="Mohon\x00 bantuan.\x00"))
+    daemon = Daemon(config, Clock())
+    assert [o.kind for o in take(daemon)] == ["new_request"]
+    with daemon.db.transaction() as session:
+        stored = session.scalars(select(Message)).one()
+        assert stored.text.replace("\x00", "").startswith("Mohon bantuan.")
+    daemon.close()

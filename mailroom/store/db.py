@@ -297,6 +297,7 @@ def _engine(url: str, durable: bool = True) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
         engine = create_engine(url, pool_pre_ping=True, connect_args=SERVER_CONNECTION)
+        event.listen(engine, "before_cursor_execute", _without_nul, retval=True)
         if not durable:
             event.listen(engine, "begin", _quick_commit)
         return engine
@@ -306,6 +307,22 @@ def _engine(url: str, durable: bool = True) -> Engine:
     event.listen(engine, "connect", partial(_sqlite_pragmas, durable=durable))
     event.listen(engine, "begin", _sqlite_begin if durable else _sqlite_begin_deferred)
     return engine
+
+
+def _without_nul(_connection: Connection, _cursor: Any, statement: str, parameters: Any,
+                 _context: Any, _many: bool) -> tuple[str, Any]:
+    """PostgreSQL: text cannot hold a NUL character (SQLite's can). Mail may carry one, and it
+    is never part of what anyone wrote: it is dropped, rather than the message refused."""
+    return statement, _nul_free(parameters)
+
+
+def _nul_free(value: Any) -> Any:
+    """`value` (a string, or rows and lists of them) without NUL characters."""
+    if isinstance(value, dict):
+        return {key: _nul_free(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_nul_free(item) for item in value)
+    return value.replace("\x00", "") if isinstance(value, str) else value
 
 
 def _quick_commit(connection: Connection) -> None:
