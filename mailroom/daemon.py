@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 FLUSH_SECONDS = 30  # mail deferred earlier is retried (new mail goes out as it is queued)
 SWEEP_SECONDS = 60  # reminders, escalation, delay notices, digests and surveys come due
 FLUSH_SLICE = 200  # mails sent between two looks at the inbox while a backlog goes out
+STANDBY_SLICE = 10  # mails a standby sends between two tries to take the inbox
 BATCH_BYTES = 32 * 1024**2  # a batch of messages holds about this much at most
 MAX_BACKOFF_SECONDS = 60.0
 LEAD_SECONDS = 2.0  # a standby tries to take the inbox this often
@@ -134,8 +135,8 @@ class Daemon:
                 db.check_schema()
             instance = db.instance()
             self.first_start = _first_start(db, self.clock)
-            heartbeat.forget_gone(db, alone=instance.living() is None)
-            if instance.living() is None and reclaim(db):  # whoever held these claims died
+            heartbeat.forget_gone(db, alone=db.is_sqlite)
+            if db.is_sqlite and reclaim(db):  # alone on the file: whoever held these died
                 log.info("freed the outbox claims of an instance that stopped mid-flush")
             self.source = source_for(config.inbox)
             self.transport = transport_for(config.outgoing)
@@ -338,7 +339,7 @@ class Daemon:
     def run_forever(self) -> None:
         """Serve until `stop` is set."""
         scheduler = self.scheduler = schedule.Scheduler()
-        scheduler.every(FLUSH_SECONDS).seconds.do(self.flush).tag("outbox flush")
+        scheduler.every(FLUSH_SECONDS).seconds.do(self._flush_slice).tag("outbox flush")
         scheduler.every(SWEEP_SECONDS).seconds.do(self._sweep_and_flush).tag("jobs sweep")
         self._serve_metrics()
         notify("READY=1")
@@ -385,10 +386,14 @@ class Daemon:
             self._beat_despite_fault(force=True)  # status shows who holds the inbox now
         return self.leading
 
+    def _flush_slice(self) -> Flushed:
+        """Send a slice of the due mail: a standby a small one, so that it soon tries to take
+        the inbox again."""
+        return self.flush(FLUSH_SLICE if self.leading else STANDBY_SLICE)
+
     def _sweep_and_flush(self) -> None:
-        if not self.leading:
-            self.flush()  # a standby sends from the outbox too; the jobs are the leader's
-            return
+        if not self.instance.leads():
+            return  # the jobs are the leader's (a standby sends at each turn of its loop)
         if self.sweep().total:
             self.flush()
         self.notices.send()
@@ -408,7 +413,7 @@ class Daemon:
         if leading and self.mail_waiting:
             self.drain()
         if self.sending or not leading:  # a standby sends what the leader has not yet
-            self.flush()
+            self._flush_slice()
         scheduler.run_pending()
         self._beat()
         self.wake.clear()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import email
 import email.policy
@@ -600,6 +601,7 @@ class _Recorder:
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         if self.capture.fail_data_with:
             return self.capture.fail_data_with
+        await asyncio.sleep(self.capture.data_seconds)
         assert envelope.mail_from is not None and envelope.original_content is not None
         self.capture.messages.append(Captured(
             envelope.mail_from, list(envelope.rcpt_tos), bytes(envelope.original_content),
@@ -635,6 +637,7 @@ class SmtpCapture:
         self.fail_mail_from, self.fail_rcpt_with = fail_mail_from, fail_rcpt_with
         self.refuse_recipients: dict[str, str] = dict(refuse_recipients or {})
         self.fail_data_with = fail_with
+        self.data_seconds = 0.0  # how long each end of DATA waits for its answer: a slow relay
         self.messages: list[Captured] = []
         self.ca_file: Path | None = None
         self._root: Path | None = None

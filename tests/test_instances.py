@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -18,8 +19,12 @@ import pytest
 from sqlalchemy import func, select, text
 
 from mailroom import daemon as daemon_module
+from mailroom import outbox as outbox_module
+from mailroom.cli import main
 from mailroom.clock import Clock
 from mailroom.daemon import Daemon
+from mailroom.jobs import Swept
+from mailroom.outbox import Outbox
 from mailroom.store.db import Database
 from mailroom.store.models import Message, Request, State
 from mailroom.store.models import Outgoing as Queued
@@ -28,6 +33,7 @@ from tests.conftest import report_figure
 from tests.servers import Dovecot, FreezingProxy, SmtpCapture
 from tests.sites import database_of, request_mail
 from tests.test_daemon_imap import imap_site
+from tests.test_daemon_maildir import deliver, take
 from tests.test_promises import Office, office_site, wib
 
 pytestmark = pytest.mark.postgresql_only
@@ -218,6 +224,86 @@ def test_a_second_instance_stands_by_and_sends_mail_the_first_left(cluster: Clus
         [(a.process.pid, "leader", "stopped"), (b.process.pid, "leader", "alive")])
 
 
+def test_with_a_slow_mail_server_both_send_and_neither_takes_the_others_mail(
+        cluster: Cluster) -> None:
+    cluster.smtp.data_seconds = 0.3  # a leader's claim of 50 mails lasts 15 s, past GRACE
+    a = cluster.start(cluster.a_config, "a")
+    until(lambda: a.says(Cluster.HOLDS), 30, "a holds the inbox")
+    b = cluster.start(cluster.b_config, "b")
+    until(lambda: b.says("stands by"), 30, "b stands by")
+    cluster.fill(40)
+    until(lambda: cluster.recorded() == 40 and cluster.count(
+        Queued, Queued.status != "sent") == 0, 120, "the 40 taken and their 80 mails sent")
+    taken = collections.Counter(str(c.message["Message-ID"]).strip()
+                                for c in cluster.smtp.messages)
+    assert (len(taken), max(taken.values())) == (80, 1)
+    assert sent_by(a) > 0 and sent_by(b) > 0 and sent_by(a) + sent_by(b) == 80
+    assert "took back" not in a.log() + b.log()
+
+
+def sent_by(instance: Running) -> int:
+    return sum(int(n) for n in re.findall(r"outbox: (\d+) sent", instance.log()))
+
+
+def test_a_mail_claimed_by_ingest_stays_its_own_while_it_sends(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = sites.site(tmp_path)
+    service = Daemon(config, Clock())
+    deliver(config, request_mail())
+    take(service)  # the service records it; `ingest` (below) sends its two mails
+    ingest_db = Database(database_of(config))
+    ingest = ingest_db.passing()
+    sending = Outbox(ingest_db, service.settings.config, service.settings.composer,
+                     service.transport, Clock(), ingest)
+    assert len(sending._claim(10)) == 2
+    monkeypatch.setattr(outbox_module, "GRACE_SECONDS", 0.0)
+    service.outbox._reclaim()  # what the service does at each flush: ingest lives
+    assert service.flush().sent == 0
+    with service.db.transaction() as session:
+        assert set(session.scalars(select(Queued.claimed_by))) == {ingest.name}
+    ingest.release()  # ingest ended without sending: the service sends them
+    service.outbox.looked = 0.0
+    assert service.flush().sent == 2
+    service.close()
+
+
+def test_an_instance_of_an_earlier_release_keeps_the_inbox_from_this_one(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(daemon_module, "LEAD_SECONDS", 0.0)
+    config = sites.site(tmp_path)
+    db = Database(database_of(config))
+    with db.engine.connect() as earlier:  # the lock an earlier release runs under
+        earlier.execute(text("SELECT pg_advisory_lock(7881696737372368749)"))
+        daemon = Daemon(config, Clock())
+        assert daemon.leading is False
+        earlier.execute(text("SELECT pg_advisory_unlock_all()"))
+    assert daemon._lead() is True
+    daemon.close()
+
+
+def test_run_refuses_a_schema_it_does_not_know(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = sites.site(tmp_path)
+    db = Database(database_of(config))
+    for version, says in (("0006", "the database schema is at 0006, this mailroom needs 0007: "
+                                   "run `mailroom db upgrade` (once, from one host)"),
+                          ("0099", "the database schema is at 0099, newer than this mailroom "
+                                   "(0007): run the release that upgraded it")):
+        with db.transaction() as session:
+            session.execute(text("UPDATE alembic_version SET version_num = :v"), {"v": version})
+        assert main(["--config", str(config), "run", "--once"]) == 78
+        assert capsys.readouterr().err.strip().endswith(says)
+
+
+def test_every_connection_asks_the_server_to_probe_it(tmp_path: Path) -> None:
+    db = Database(database_of(sites.site(tmp_path)))
+    with db.transaction() as session:  # a silent cut ends the session, and frees its locks
+        probes = [session.scalar(text(f"SHOW {name}")) for name in (
+            "tcp_keepalives_idle", "tcp_keepalives_interval", "tcp_keepalives_count",
+            "tcp_user_timeout")]
+    assert probes == ["2", "1", "3", "5000"]  # seconds, and milliseconds
+
+
 # -- scheduled jobs --------------------------------------------------------------------------
 
 def test_two_instances_starting_together_agree_when_mailroom_first_started(
@@ -272,9 +358,19 @@ def test_two_instances_over_a_day_send_each_reminder_once(
     clock = Moving(office.now)
     first, second = Daemon(office.config, clock), Daemon(office.config, clock)
     daemons = [first, second]
+    swept: list[tuple[datetime, Daemon]] = []
+    real_sweep = Daemon.sweep
+
+    def sweep(daemon: Daemon) -> Swept:
+        swept.append((clock.at, daemon))
+        return real_sweep(daemon)
+
+    monkeypatch.setattr(Daemon, "sweep", sweep)
+    turns = 0
     try:
         while clock.at < wib(2026, 11, 24, 17, 0):
             clock.at += timedelta(minutes=20)
+            turns += 1
             if clock.at >= wib(2026, 11, 24, 9, 0) and first in daemons:
                 first.close()  # the leader goes at the start of the second day
                 daemons.remove(first)
@@ -285,8 +381,10 @@ def test_two_instances_over_a_day_send_each_reminder_once(
     finally:
         for each in daemons:
             each.close()
+    by_turn = collections.Counter(at for at, _ in swept)
+    assert set(by_turn.values()) == {1} and len(by_turn) == turns  # one sweep a turn
+    assert {daemon for _, daemon in swept} == {first, second}  # the second after the first
     keys = [row.key for row in office.outbox() if row.key]
-    assert len(keys) == len(set(keys))
     kinds = collections.Counter(key.split(":")[1] for key in keys if key[0].isdigit())
     assert kinds["reminder"] >= 3 and kinds["escalation"] >= 3  # the day did its work
     sent = collections.Counter(str(c.message["Message-ID"]).strip() for c in smtp.messages)

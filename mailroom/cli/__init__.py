@@ -218,12 +218,18 @@ def ingest(args: argparse.Namespace) -> int:
 def _send_now(settings: Settings, db: Database, clock: clocks.Clock, outcome: Outcome) -> None:
     """Send the mail the message caused; any failure leaves it to the running service."""
     config = settings.config
+    instance = None
     try:
-        outbox = Outbox(db, config, settings.composer, transport_for(config.outgoing), clock)
+        instance = db.passing()
+        outbox = Outbox(db, config, settings.composer, transport_for(config.outgoing), clock,
+                        instance)
         result = outbox.flush(about=outcome.message_row)
     except Exception as exc:  # the message is recorded: the MTA must not deliver it again
         log.warning("sending after ingest failed; the running service sends it: %s", exc)
         return
+    finally:
+        if instance is not None:
+            instance.release()
     if result.deferred or result.held:
         log.warning("%d mails wait in the outbox; the running service sends them",
                     result.deferred + result.held)

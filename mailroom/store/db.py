@@ -79,13 +79,24 @@ class Database:
         file another instance works on."""
         return FileLock(self.url) if self.is_sqlite else Presence(self.engine)
 
+    def passing(self) -> Instance:
+        """This process as a command that sends a few mails and ends (`ingest`): on SQLite it
+        takes no lock (the service holds it); on a server database it is seen alive, so that
+        its claims stay its own until it ends."""
+        return Passing() if self.is_sqlite else Presence(self.engine)
+
     def check_schema(self) -> None:
         """OldSchema unless the schema is at the newest migration (a server database is never
         upgraded by itself: its admin runs `mailroom db upgrade`)."""
-        head = ScriptDirectory.from_config(_alembic_config(self.engine)).get_current_head()
-        if (found := self._revision()) != head:
-            raise OldSchema(f"the database schema is at {found or 'nothing'}, this mailroom "
-                            f"needs {head}: run `mailroom db upgrade` (once, from one host)")
+        script = ScriptDirectory.from_config(_alembic_config(self.engine))
+        head, found = script.get_current_head(), self._revision()
+        if found == head:
+            return
+        if found is not None and found not in {r.revision for r in script.walk_revisions()}:
+            raise OldSchema(f"the database schema is at {found}, newer than this mailroom "
+                            f"({head}): run the release that upgraded it")
+        raise OldSchema(f"the database schema is at {found or 'nothing'}, this mailroom "
+                        f"needs {head}: run `mailroom db upgrade` (once, from one host)")
 
     def close(self) -> None:
         self.light.dispose()
@@ -97,7 +108,7 @@ class LockedError(Exception):
 
 
 class OldSchema(Exception):
-    """Raised when a server database's schema is older than this mailroom."""
+    """Raised when a server database's schema is not this mailroom's: older, or newer."""
 
 
 class Instance(Protocol):
@@ -150,9 +161,8 @@ class FileLock:
 
 
 class Passing:
-    """A command that sends a few mails and ends (`ingest`): it holds no lock, and claims
-    under its host and pid; on a server database, others take back what it left claimed
-    (Outbox.GRACE after they see it)."""
+    """A command that sends a few mails and ends (`ingest`) on SQLite: it holds no lock, and
+    claims under its host and pid (a claim on SQLite lasts Outbox.CLAIM)."""
 
     def __init__(self) -> None:
         self.name = f"{socket.gethostname()}:{os.getpid()}"
@@ -195,8 +205,9 @@ class Presence:
     after itself for as long as it lives (so others see it alive), and the inbox's advisory
     lock while it leads. When the process or its connection dies, the server frees both."""
 
-    NAMESPACE = 0x6D61696C  # "mail": the first key of mailroom's advisory locks
-    INBOX = 0  # the second key of the inbox's lock; an instance's own is its number
+    INBOX = 0x6D61696C726F6F6D  # "mailroom": the inbox's lock (the one earlier releases
+    # took to run at all, so that an instance of one and of this exclude each other)
+    NAMESPACE = 0x6D61696C  # "mail": the first key of each instance's own lock
     CHECK_SECONDS = 0.2  # how stale the answer of leads() and lives() may be
 
     def __init__(self, engine: Engine) -> None:
@@ -213,8 +224,6 @@ class Presence:
         self.number = secrets.randbelow(2**31 - 1) + 1
         self.name = f"{socket.gethostname()}:{os.getpid()}:{self.number}"
         connection = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
-        for setting in KEEPALIVE:  # a silent network cut frees our locks within seconds
-            connection.exec_driver_sql(setting)
         connection.execute(text("SELECT pg_advisory_lock(:space, :number)"),
                            {"space": self.NAMESPACE, "number": self.number})
         self.connection, self.checked = connection, time.monotonic()
@@ -222,14 +231,22 @@ class Presence:
     def lead(self) -> bool:
         if self.leading:
             return self.leads()
-        if self.connection is None:  # lost: join again first, as a new instance
-            self._join()
+        if self.connection is None and not self._rejoin():
+            return False
         if not self.lives(force=True):
             return False
         self.leading = bool(self._ask(lambda c: c.execute(
-            text("SELECT pg_try_advisory_lock(:space, :inbox)"),
-            {"space": self.NAMESPACE, "inbox": self.INBOX}).scalar()))
+            text("SELECT pg_try_advisory_lock(:inbox)"), {"inbox": self.INBOX}).scalar()))
         return self.leading
+
+    def _rejoin(self) -> bool:
+        """After a lost connection: join again, as a new instance, if the server answers."""
+        try:
+            self._join()
+        except SQLAlchemyError as exc:
+            log.warning("the database is still out of reach: %s", str(exc).splitlines()[0])
+            return False
+        return True
 
     def leads(self) -> bool:
         self.leading = self.leading and self.lives()
@@ -244,9 +261,9 @@ class Presence:
         """Read from the server's lock table: an instance's lock goes with its session."""
         rows = self._ask(lambda c: c.execute(text(
             "SELECT objid FROM pg_locks WHERE locktype = 'advisory' AND granted "
-            "AND objsubid = 2 AND classid = :space AND objid <> :inbox AND database = "
+            "AND objsubid = 2 AND classid = :space AND database = "
             "(SELECT oid FROM pg_database WHERE datname = current_database())"),
-            {"space": self.NAMESPACE, "inbox": self.INBOX}).scalars().all())
+            {"space": self.NAMESPACE}).scalars().all())
         return None if rows is None else {str(number) for number in rows}
 
     def _ask(self, question: Callable[[Connection], Any]) -> Any:
@@ -278,12 +295,14 @@ class Presence:
         self._drop()
 
 
-# a connection that goes silent (a network cut) fails within seconds instead of hanging
+# A connection that goes silent (a host gone, a network cut) fails within seconds on either
+# side instead of hanging: the client's probes, and the server's (its `options`), after which
+# the server ends the session, with its transaction, row locks and advisory locks.
 SERVER_CONNECTION = {"application_name": "mailroom", "connect_timeout": 10, "keepalives": 1,
                      "keepalives_idle": 5, "keepalives_interval": 2, "keepalives_count": 3,
-                     "tcp_user_timeout": 10000}
-KEEPALIVE = ("SET tcp_keepalives_idle = 2", "SET tcp_keepalives_interval = 1",
-             "SET tcp_keepalives_count = 3", "SET tcp_user_timeout = 5000")
+                     "tcp_user_timeout": 10000,
+                     "options": "-c tcp_keepalives_idle=2 -c tcp_keepalives_interval=1 "
+                                "-c tcp_keepalives_count=3 -c tcp_user_timeout=5000"}
 
 
 def _lock_path(url: str) -> Path:
