@@ -15,7 +15,8 @@ ratio to the smtp drain and to the fetch+parse+capture ceiling when they ran too
 served `mailroom run` daemons, one and then two on one PostgreSQL database (the second started
 once the first has opened it): seconds from the first start until the inbox is empty and every
 outbox row sent, messages/s, the ratio of two to one, mails sent by the instance holding the
-inbox and by the standby, mails the capture server took twice (by Message-ID).
+inbox and by the standby, mails the capture server took twice (by Message-ID); then the same
+for 300 messages through a capture server that answers each mail 50 ms late (a distant relay).
 Prints one table at the end; --json FILE writes the same figures.
 """
 
@@ -62,6 +63,8 @@ RSS_MAX_RUNS = 100  # for the 10,000 drain (one run suffices; more only if mail 
 FETCH_BATCH = 100  # UIDs per FETCH in the imapclient ceiling
 APPEND_BATCH = 200  # messages per MULTIAPPEND when loading
 RSS_SIZES = (1_000, 10_000)
+SLOW_MESSAGES = 300  # the drains through a slow mail server: 600 mails
+SLOW_SECONDS = 0.05  # what that server takes to answer each mail (a relay far away)
 STOP_SECONDS = 120.0  # after SIGTERM the daemon may flush its queue first
 POLL_SECONDS = 0.01
 
@@ -580,15 +583,22 @@ def postgres_drains(bench: Bench) -> None:
             show_against_ceiling(bench, section, "", result.rate)
         if bench.wanted("instances"):
             served = [served_drain(dovecot, raws, bench.workspace, count) for count in (1, 2)]
-            show_served(bench, served)
+            show_served(bench, "7 served, PostgreSQL", served)
+            few = raws[:SLOW_MESSAGES]
+            slow = [served_drain(dovecot, few, bench.workspace, count, SLOW_SECONDS)
+                    for count in (1, 2)]
+            show_served(bench, f"8 served, a mail server taking {SLOW_SECONDS * 1000:.0f} ms "
+                               "a mail", slow)
 
 
 def served_drain(dovecot: Dovecot, raws: Sequence[bytes], workspace: Path,
-                 count: int) -> instances.Served:
-    """`count` served daemons on one database, one inbox and one capture server, draining
-    `raws`: from their start until the inbox is empty and every outbox row is sent."""
+                 count: int, slow: float = 0.0) -> instances.Served:
+    """`count` served daemons on one database, one inbox and one capture server (that answers
+    each mail `slow` seconds late), draining `raws`: from their start until the inbox is
+    empty and every outbox row is sent."""
     with capture_server() as capture:
-        group = [Installation(fresh(workspace, f"served-{count}-{number}"), dovecot,
+        capture.data_seconds = slow
+        group = [Installation(fresh(workspace, f"served-{count}-{slow}-{number}"), dovecot,
                               smtp_outgoing(capture)) for number in range(count)]
         for installation in group[1:]:
             instances.share_database(installation.config, group[0].database)
@@ -599,7 +609,7 @@ def served_drain(dovecot: Dovecot, raws: Sequence[bytes], workspace: Path,
             for installation in group:
                 daemons.append(Daemon(installation))
                 wait_connected(daemons[-1])
-            wait_all_sent(group[0], daemons, 60.0 + len(raws) * 0.2)
+            wait_all_sent(group[0], daemons, 60.0 + len(raws) * (0.2 + 2 * slow))
             seconds = time.monotonic() - started
         finally:
             peak = max([daemon.stop() for daemon in daemons if daemon.process.poll() is None],
@@ -640,8 +650,8 @@ def wait_all_sent(installation: Installation, daemons: Sequence[Daemon],
         time.sleep(0.1)
 
 
-def show_served(bench: Bench, served: Sequence[instances.Served]) -> None:
-    report, section = bench.report, "7 served, PostgreSQL"
+def show_served(bench: Bench, section: str, served: Sequence[instances.Served]) -> None:
+    report = bench.report
     for result in served:
         label = f"{result.instances} instance{'s' if result.instances > 1 else ''}"
         report.add(section, f"{label} seconds", result.seconds, f"{result.seconds:.1f}")
