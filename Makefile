@@ -34,7 +34,9 @@ benchmark: $(BIN)/mailroom
 	$(BIN)/python benchmarks/routing.py
 
 # Drain 2,000 requests from a private Dovecot, through a Maildir outbox and through SMTP, beside
-# the ceilings of the same run; acknowledgment latency; peak memory (about 10 min)
+# the ceilings of the same run; acknowledgment latency; peak memory; the SMTP drain on
+# PostgreSQL; one and two served instances on PostgreSQL, and through a slow SMTP server
+# (about 16 min)
 bench: system-deps $(BIN)/mailroom
 	$(BIN)/python benchmarks/drain.py
 

@@ -10,11 +10,10 @@ import shutil
 import subprocess
 import tempfile
 from pathlib import Path
-from types import TracebackType
 
 import psycopg
 
-from tests.servers import HOST, free_port
+from tests.servers import HOST, Server, free_port
 
 USER = "mailroom"
 TEMPLATE = "mailroom_template"  # migrated to the newest schema once; each test copies it
@@ -30,7 +29,7 @@ def binaries() -> Path | None:
     return Path(versions[-1]).parent if versions else None
 
 
-class Postgres:
+class Postgres(Server):
     """A cluster of its own: trust authentication, no fsync (a test's data need not survive
     a power cut), a free port, stopped and removed at the end.
 
@@ -50,18 +49,6 @@ class Postgres:
         if self.owner is not None:
             os.chown(self.root, self.owner.pw_uid, self.owner.pw_gid)
         self.names = itertools.count(1)
-
-    def __enter__(self) -> Postgres:
-        try:
-            self.start()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
-                 trace: TracebackType | None) -> None:
-        self.stop()
 
     def start(self) -> None:
         self._run("initdb", "-D", str(self.data), "-U", USER, "--auth=trust", "-E", "UTF8",

@@ -24,7 +24,7 @@ from datetime import datetime
 from email.message import EmailMessage
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 import imapclient
 from aiosmtpd.controller import Controller
@@ -89,7 +89,29 @@ def port_answers(port: int) -> bool:
     return True
 
 
-class Dovecot:
+class Server:
+    """A server a `with` block starts (stopped again if starting fails) and stops."""
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 trace: TracebackType | None) -> None:
+        self.stop()
+
+
+class Dovecot(Server):
     """A private Dovecot 2.3 IMAP server with one passwd-file user and Maildir storage.
 
     Everything (config, base_dir, state_dir, log, cert, mail) lives in one folder made by
@@ -115,18 +137,6 @@ class Dovecot:
         self.maildir = self.home / "Maildir"
         self.ca_file: Path | None = None
         self._proc: subprocess.Popen[bytes] | None = None
-
-    def __enter__(self) -> Dovecot:
-        try:
-            self.start()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
-                 trace: TracebackType | None) -> None:
-        self.stop()
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -616,7 +626,7 @@ class _Recorder:
         return AuthResult(success=given == wanted, handled=False)  # a failure answers 535
 
 
-class SmtpCapture:
+class SmtpCapture(Server):
     """An aiosmtpd server on 127.0.0.1 that keeps what it accepts in ``messages``.
 
     Refusals per stage, each a reply like "451 4.3.0 try later", settable while it runs:
@@ -651,18 +661,6 @@ class SmtpCapture:
     @fail_with.setter
     def fail_with(self, reply: str | None) -> None:
         self.fail_data_with = reply
-
-    def __enter__(self) -> SmtpCapture:
-        try:
-            self.start()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
-                 trace: TracebackType | None) -> None:
-        self.stop()
 
     def start(self) -> None:
         recorder = _Recorder(self)
