@@ -84,18 +84,21 @@ def databases_closed(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     it: a PostgreSQL connection left open would warn in a later test, and hold its locks."""
     opened: list[Database] = []
     instances: list[Instance] = []
-    open_database, take_instance = Database.__init__, Database.instance
+    open_database = Database.__init__
 
     def opening(self: Database, *args: Any, **kwargs: Any) -> None:
         open_database(self, *args, **kwargs)
         opened.append(self)
 
-    def taking(self: Database) -> Instance:
-        instances.append(taken := take_instance(self))
-        return taken
+    def recorded(take: Callable[[Database], Instance]) -> Callable[[Database], Instance]:
+        def taking(self: Database) -> Instance:
+            instances.append(taken := take(self))
+            return taken
+        return taking
 
     monkeypatch.setattr(Database, "__init__", opening)
-    monkeypatch.setattr(Database, "instance", taking)
+    monkeypatch.setattr(Database, "instance", recorded(Database.instance))
+    monkeypatch.setattr(Database, "passing", recorded(Database.passing))
     yield
     for instance in instances:
         instance.release()

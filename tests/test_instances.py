@@ -281,6 +281,27 @@ def test_an_instance_of_an_earlier_release_keeps_the_inbox_from_this_one(
     daemon.close()
 
 
+def test_a_leader_cut_from_its_database_stands_by_until_it_can_join_again(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setattr(daemon_module, "LEAD_SECONDS", 0.0)
+    postgres = sites.postgres()
+    with FreezingProxy(postgres.port) as proxy:
+        config = sites.site(tmp_path)
+        url = database_of(config)
+        config.write_text(config.read_text().replace(
+            url, url.replace(f":{postgres.port}/", f":{proxy.port}/")))
+        daemon = Daemon(config, Clock())
+        assert daemon.leading is True
+        proxy.cut()  # and new connections refused: joining again fails too
+        assert daemon.instance.lives(force=True) is False  # as the outbox asks, before a mail
+        assert (daemon._lead(), daemon.leading) == (False, False)
+        assert "this instance lost the inbox" in caplog.text
+        assert "the database is still out of reach" in caplog.text
+        assert daemon._lead() is False  # each try, until the database answers again
+        daemon.instance.release()
+
+
 def test_run_refuses_a_schema_it_does_not_know(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     config = sites.site(tmp_path)

@@ -224,8 +224,12 @@ class Presence:
         self.number = secrets.randbelow(2**31 - 1) + 1
         self.name = f"{socket.gethostname()}:{os.getpid()}:{self.number}"
         connection = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
-        connection.execute(text("SELECT pg_advisory_lock(:space, :number)"),
-                           {"space": self.NAMESPACE, "number": self.number})
+        try:
+            connection.execute(text("SELECT pg_advisory_lock(:space, :number)"),
+                               {"space": self.NAMESPACE, "number": self.number})
+        except BaseException:
+            connection.close()
+            raise
         self.connection, self.checked = connection, time.monotonic()
 
     def lead(self) -> bool:
@@ -296,13 +300,15 @@ class Presence:
 
 
 # A connection that goes silent (a host gone, a network cut) fails within seconds on either
-# side instead of hanging: the client's probes, and the server's (its `options`), after which
-# the server ends the session, with its transaction, row locks and advisory locks.
+# side instead of hanging: mailroom gives up on it after about 4 s (its probes), the server
+# after about 5 s (the probes each connection asks of it, KEEPALIVE), and then ends the
+# session with its transaction, row locks and advisory locks. Only a direct connection gets
+# the server's probes: a pooler between keeps the session open by its own settings.
 SERVER_CONNECTION = {"application_name": "mailroom", "connect_timeout": 10, "keepalives": 1,
-                     "keepalives_idle": 5, "keepalives_interval": 2, "keepalives_count": 3,
-                     "tcp_user_timeout": 10000,
-                     "options": "-c tcp_keepalives_idle=2 -c tcp_keepalives_interval=1 "
-                                "-c tcp_keepalives_count=3 -c tcp_user_timeout=5000"}
+                     "keepalives_idle": 2, "keepalives_interval": 1, "keepalives_count": 2,
+                     "tcp_user_timeout": 4000}
+KEEPALIVE = ("SET tcp_keepalives_idle = 2", "SET tcp_keepalives_interval = 1",
+             "SET tcp_keepalives_count = 3", "SET tcp_user_timeout = 5000")
 
 
 def _lock_path(url: str) -> Path:
@@ -316,6 +322,7 @@ def _engine(url: str, durable: bool = True) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
         engine = create_engine(url, pool_pre_ping=True, connect_args=SERVER_CONNECTION)
+        event.listen(engine, "connect", _probed)
         event.listen(engine, "before_cursor_execute", _without_nul, retval=True)
         if not durable:
             event.listen(engine, "begin", _quick_commit)
@@ -326,6 +333,14 @@ def _engine(url: str, durable: bool = True) -> Engine:
     event.listen(engine, "connect", partial(_sqlite_pragmas, durable=durable))
     event.listen(engine, "begin", _sqlite_begin if durable else _sqlite_begin_deferred)
     return engine
+
+
+def _probed(connection: Any, _record: Any) -> None:
+    """Ask the server to probe this new connection (KEEPALIVE), for as long as it lasts."""
+    with connection.cursor() as cursor:
+        for setting in KEEPALIVE:
+            cursor.execute(setting)
+    connection.commit()
 
 
 def _without_nul(_connection: Connection, _cursor: Any, statement: str, parameters: Any,
