@@ -117,12 +117,15 @@ class Vitals:
 def write(db: Database, beat: Heartbeat) -> bool:
     """Record `beat` in a light transaction, and forget the beats of instances gone for a
     day; a failure is logged, never raised (a missed beat must not stop mail). Whether it
-    was written."""
+    was written.
+
+    The first statement writes: on SQLite, a light transaction that read first would fail at
+    its first write, not wait, if another writer committed meanwhile."""
     try:
         with db.transaction(durable=False) as session:
-            session.merge(State(name=beat.key, value=beat.as_json(), at=beat.beat_at))
             session.execute(delete(State).where(State.name.startswith(HEARTBEAT),
                                                 State.at < beat.beat_at - FORGOTTEN))
+            session.merge(State(name=beat.key, value=beat.as_json(), at=beat.beat_at))
         return True
     except SQLAlchemyError as exc:
         log.warning("the heartbeat could not be written: %s", exc)

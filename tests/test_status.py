@@ -8,12 +8,14 @@ import os
 import re
 import shutil
 import socket
+import sqlite3
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import event
 
 from mailroom import config as config_file
 from mailroom import heartbeat
@@ -120,6 +122,36 @@ def test_each_instance_is_shown_and_one_gone_is_a_warning(
         [(socket.gethostname(), "alive"), ("db2", "alive"), ("db3", "gone"), ("db4", "stopped")])
     code, _ = status(config, later, monkeypatch, capsys, "--stale", "2h")
     assert code == 0  # gone only when silent longer than --stale
+
+
+@pytest.mark.sqlite_only  # SQLite's one writer; PostgreSQL locks rows, not the database
+def test_a_beat_is_written_though_another_writer_commits_while_it_is_written(
+        tmp_path: Path) -> None:
+    config = site(tmp_path)
+    db = Database(database_of(config))
+    db.upgrade()
+    others: list[str] = []
+
+    def another_writer(_connection: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if others or statement == "BEGIN":  # once: after the beat's first statement
+            return
+        other = sqlite3.connect(config.parent / "mailroom.db", timeout=0, isolation_level=None)
+        try:
+            other.execute("INSERT INTO state (name, value, at) VALUES ('other', '1', '2026')")
+            others.append("committed")
+        except sqlite3.OperationalError as exc:  # the beat holds the lock: it waits
+            others.append(str(exc))
+        finally:
+            other.close()
+
+    event.listen(db.light, "after_cursor_execute", another_writer)
+    try:
+        beat = heartbeat.Heartbeat("db2", 42, RUN_AT - HOUR, RUN_AT)
+        assert heartbeat.write(db, beat)
+        assert heartbeat.instances(db) == (beat,)
+    finally:
+        db.close()
+    assert others == ["database is locked"]
 
 
 def test_status_json_gives_every_figure_in_the_service_zone(
